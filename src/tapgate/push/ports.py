@@ -1,0 +1,72 @@
+"""The interface front doors (Auth API, RADIUS, hosted login) use to run a login.
+
+Front doors translate their protocol into a `LoginRequest` and a `LoginStatus` back into their
+protocol; they never touch storage or policies themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tapgate.secret import Secret
+
+PENDING = "pending"
+APPROVED = "approved"
+DENIED = "denied"
+FRAUD = "fraud"
+EXPIRED = "expired"
+CANCELED = "canceled"
+REJECTED = "rejected"
+FINAL_STATUSES = frozenset({APPROVED, DENIED, FRAUD, EXPIRED, CANCELED, REJECTED})
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """A login attempt as a front door reports it."""
+
+    application: str
+    username: str
+    password: Secret | None
+    client_ip: str | None = None
+    user_agent: str | None = None
+    # Who sent the request (API client id, RADIUS client name): the rate-limit source when the
+    # end user's address is unknown.
+    source: str = ""
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class LoginStatus:
+    """Where a transaction stands; `number` is set only for the login screen in `number` mode."""
+
+    transaction_id: str | None
+    status: str
+    reason: str | None = None
+    number: str | None = None
+    verification: str | None = None
+    expires_at: datetime | None = None
+    username: str | None = None
+    delivered: bool = False
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class LoginPort(Protocol):
+    async def start_login(self, request: LoginRequest) -> LoginStatus:
+        """Check the first factor, select the method and send the push; never raises for a
+        failed login (that is a `rejected` status with a reason)."""
+        ...
+
+    async def wait_for_status(self, transaction_id: str, timeout: float) -> LoginStatus:
+        """Return the status once it is final or `timeout` seconds pass; raises NotFoundError."""
+        ...
+
+    async def submit_code(self, transaction_id: str, code: str) -> LoginStatus:
+        """Complete a `code`-mode transaction with the code the user typed."""
+        ...
+
+    async def cancel(self, transaction_id: str) -> None: ...
