@@ -1,0 +1,59 @@
+"""The HTTP application: Auth API, device API, health checks. Routes stay thin."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from tapgate import __version__
+from tapgate.api.auth_routes import router as auth_router
+from tapgate.api.device_routes import enrollment_router
+from tapgate.api.device_routes import router as device_router
+from tapgate.api.errors import install_error_handlers
+from tapgate.api.limits import BodyLimit
+from tapgate.runtime import Runtime
+from tapgate.store.migrate import head_revision
+
+log = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime.start_background()
+        log.info("http started listen=%s public_url=%s", runtime.settings.listen, runtime.settings.public_url)
+        try:
+            yield
+        finally:
+            await runtime.close()
+            log.info("http stopped")
+
+    app = FastAPI(title="tapgate", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(device_router)
+    app.include_router(enrollment_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            revision = await runtime.database.schema_revision()
+        except Exception as exc:  # any failure here means "not ready", which is the answer
+            log.warning("not ready error=%s", exc)
+            return JSONResponse({"status": "unavailable", "error": str(exc)[:200]}, status_code=503)
+        if revision != head_revision():
+            return JSONResponse({"status": "unavailable", "error": "schema not current"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    app.add_middleware(BodyLimit)
+    return app

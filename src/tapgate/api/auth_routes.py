@@ -1,0 +1,170 @@
+"""The Auth API: OAuth 2.0 token, start a login, read or await its status, submit a code."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+from typing import Annotated, Any
+from urllib.parse import parse_qs, unquote
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tapgate.api.clients import application_for_token, issue_token
+from tapgate.api.errors import error_response
+from tapgate.errors import NotFoundError, RequestError
+from tapgate.i18n import pick_language
+from tapgate.push.ports import LoginRequest, LoginStatus
+from tapgate.runtime import Runtime
+from tapgate.secret import Secret
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+MAX_WAIT_SECONDS = 120
+
+
+def runtime(request: Request) -> Runtime:
+    value: Runtime = request.app.state.runtime
+    return value
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+class AuthStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=256)
+    password: str | None = Field(default=None, max_length=1024)
+    client_ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("client_ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+class CodeSubmission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=16)
+
+
+def status_body(status: LoginStatus, *, include_number: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"transaction_id": status.transaction_id, "status": status.status}
+    if status.reason:
+        body["reason"] = status.reason
+    if status.expires_at and status.status == "pending":
+        body["expires_at"] = status.expires_at.isoformat()
+        body["delivered"] = status.delivered
+    if include_number and status.number is not None:
+        body["number"] = status.number
+    return body
+
+
+async def bearer_application(request: Request, rt: RuntimeDep) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RequestError("missing bearer token; get one from POST /oauth/token", "invalid_token", 401)
+    async with rt.database.read() as session:
+        application = await application_for_token(session, rt.keyring, token.strip(), rt.clock.now())
+    if application is None:
+        raise RequestError("bearer token is invalid or expired; request a new one", "invalid_token", 401)
+    return application
+
+
+ApplicationDep = Annotated[str, Depends(bearer_application)]
+
+
+@router.post("/oauth/token", tags=["oauth"])
+async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """Issue a bearer token for client credentials given by HTTP Basic or in the form body."""
+    raw = (await request.body()).decode("utf-8", "replace")
+    form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    if form.get("grant_type") != "client_credentials":
+        return error_response(400, "unsupported_grant_type", "grant_type must be client_credentials")
+    client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return error_response(401, "invalid_client", "malformed Basic credentials")
+        user, _, password = decoded.partition(":")
+        client_id, client_secret = unquote(user), unquote(password)
+    if not client_id or not client_secret:
+        return error_response(401, "invalid_client", "client credentials missing", {"WWW-Authenticate": "Basic"})
+    async with rt.database.write() as session:
+        issued = await issue_token(session, rt.keyring, client_id, client_secret, rt.clock.now())
+    if issued is None:
+        log.info("token request rejected client_id=%s", client_id[:64])
+        return error_response(401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": "Basic"})
+    access_token, lifetime = issued
+    return JSONResponse({"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime},
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.post("/api/v1/auth", tags=["auth"])
+async def start_auth(body: AuthStart, request: Request, rt: RuntimeDep, application: ApplicationDep) -> JSONResponse:
+    """Start a login; 202 with a pending transaction, or 200 with a final status at once."""
+    login_request = LoginRequest(
+        application=application, username=body.username,
+        password=Secret(body.password) if body.password is not None else None,
+        client_ip=body.client_ip, user_agent=body.user_agent, source=f"api:{application}",
+        language=pick_language(request.headers.get("accept-language")),
+    )
+    status = await rt.login.start_login(login_request)
+    return JSONResponse(status_body(status, include_number=True), status_code=202 if status.status == "pending" else 200)
+
+
+async def _owned_status(rt: Runtime, application: str, transaction_id: str) -> LoginStatus:
+    status = await rt.login.get_status(transaction_id)
+    async with rt.database.read() as session:
+        from tapgate.store.models import TransactionRow
+
+        row = await session.get(TransactionRow, transaction_id)
+    if row is None or row.application != application:
+        raise NotFoundError(f"transaction {transaction_id!r} not found")
+    return status
+
+
+TransactionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+@router.get("/api/v1/auth/{transaction_id}", tags=["auth"])
+async def auth_status(
+    transaction_id: TransactionId, rt: RuntimeDep, application: ApplicationDep,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+) -> JSONResponse:
+    """Return the status; with `wait`, hold the request until it changes or the seconds pass."""
+    status = await _owned_status(rt, application, transaction_id)
+    if wait and not status.final:
+        status = await rt.login.wait_for_status(transaction_id, wait)
+    return JSONResponse(status_body(status))
+
+
+@router.post("/api/v1/auth/{transaction_id}/code", tags=["auth"])
+async def auth_code(
+    transaction_id: TransactionId, body: CodeSubmission, rt: RuntimeDep, application: ApplicationDep
+) -> JSONResponse:
+    """Complete a code-mode transaction with the code the phone showed the user."""
+    await _owned_status(rt, application, transaction_id)
+    status = await rt.login.submit_code(transaction_id, body.code)
+    return JSONResponse(status_body(status))
+
+
+@router.delete("/api/v1/auth/{transaction_id}", tags=["auth"])
+async def auth_cancel(transaction_id: TransactionId, rt: RuntimeDep, application: ApplicationDep) -> JSONResponse:
+    """Cancel a pending login (the user closed the login page)."""
+    await _owned_status(rt, application, transaction_id)
+    await rt.login.cancel(transaction_id)
+    return JSONResponse(status_body(await rt.login.get_status(transaction_id)))

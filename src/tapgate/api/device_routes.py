@@ -1,0 +1,142 @@
+"""The device API: enrollment, signed polling, the direct stream, and signed answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+
+from tapgate.api.auth_routes import RuntimeDep
+from tapgate.crypto.signing import public_key_to_text
+from tapgate.devices.enrollment import complete_enrollment
+from tapgate.devices.requests import authenticate_device
+from tapgate.errors import RequestError
+from tapgate.push.answers import open_challenges, record_answer
+from tapgate.push.publish import signed_challenge
+from tapgate.runtime import Runtime
+from tapgate.store.models import DeviceRow
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/device/v1", tags=["device"])
+HEARTBEAT_SECONDS = 15.0
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError("request body is not valid JSON", "invalid_request", 400) from exc
+    if not isinstance(body, dict):
+        raise RequestError("request body must be a JSON object", "invalid_request", 400)
+    return body
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def signed_device(request: Request, rt: RuntimeDep) -> DeviceRow:
+    return await authenticate_device(
+        rt.database, request.headers.get("authorization"), audience=rt.settings.public_url,
+        method=request.method, path=request.url.path, now=rt.clock.now(),
+    )
+
+
+DeviceDep = Annotated[DeviceRow, Depends(signed_device)]
+
+
+def server_key_text(rt: Runtime) -> str:
+    return public_key_to_text(rt.keyring.server_signing_key().public_key())
+
+
+@router.post("/enroll")
+async def enroll(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """Register a device with a one-time enrollment token; returns the server key to pin."""
+    body = await _json_body(request)
+    async with rt.database.write() as session:
+        device = await complete_enrollment(
+            session, rt.keyring, rt.settings.public_url, body, rt.clock.now(), _client_ip(request)
+        )
+    log.info("device enrolled device=%s user=%s", device.id, device.username)
+    return JSONResponse({
+        "device_id": device.id, "username": device.username, "auth_profile": device.auth_profile,
+        "server_signing_key": server_key_text(rt), "public_url": rt.settings.public_url,
+    }, status_code=201)
+
+
+@router.get("/challenges")
+async def challenges(rt: RuntimeDep, device: DeviceDep) -> JSONResponse:
+    """Return every open challenge of the device's user (signed polling)."""
+    rows = await open_challenges(rt.login, device)
+    return JSONResponse({"challenges": [signed_challenge(rt.keyring, rt.settings.public_url, r) for r in rows]})
+
+
+@router.get("/stream")
+async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> StreamingResponse:
+    """Hold a server-sent-events stream: open challenges first, then each new one live."""
+    queue = rt.hub.connect(device.id)
+    backlog = await open_challenges(rt.login, device)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b": connected\n\n"
+            for row in backlog:
+                envelope = {"event": "challenge", **signed_challenge(rt.keyring, rt.settings.public_url, row)}
+                yield _sse(envelope)
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b": heartbeat\n\n"
+                    continue
+                if event is None:
+                    return
+                yield _sse(event)
+        finally:
+            rt.hub.disconnect(device.id, queue)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"event: {event['event']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
+
+
+@router.post("/answer")
+async def answer(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """Record a signed decision; the signature identifies and authenticates the device."""
+    body = await _json_body(request)
+    message, signature = body.get("message"), body.get("signature")
+    if not isinstance(message, dict) or not isinstance(signature, str):
+        raise RequestError("body must be {\"message\": {...}, \"signature\": \"...\"}", "invalid_request", 400)
+    device_id = message.get("device_id")
+    if not isinstance(device_id, str) or len(device_id) > 64:
+        raise RequestError("message.device_id is missing", "invalid_request", 400)
+    async with rt.database.read() as session:
+        device = await session.get(DeviceRow, device_id)
+    if device is None:
+        raise RequestError("device unknown", "device_auth_failed", 401)
+    result = await record_answer(rt.login, device, message, signature)
+    body_out: dict[str, Any] = {"accepted": result.accepted, "status": result.status}
+    if result.code is not None:
+        body_out["code"] = result.code
+    return JSONResponse(body_out, status_code=200 if result.accepted else 409)
+
+
+enrollment_router = APIRouter()
+
+
+@enrollment_router.get("/e/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def enrollment_landing(token: str) -> HTMLResponse:
+    """Tell a person who opened the enrollment link in a browser how to use it."""
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><title>tapgate enrollment</title>"
+        "<p>Scan this link's QR code with the tapgate authenticator, or run "
+        "<code>tapgate authenticator enroll URL</code>.</p>"
+    )

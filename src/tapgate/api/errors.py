@@ -1,0 +1,59 @@
+"""Map tapgate's errors to JSON `{"error": CODE, "message": TEXT}` responses; never a 500 for
+bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tapgate.errors import DeviceAuthError, NotFoundError, ObjectError, RequestError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        message = error.get("msg", "invalid")
+        if error.get("type") == "json_invalid":
+            return "request body is not valid JSON"
+        parts.append(f"{location or 'body'}: {message}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, "invalid_request", _describe_validation(exc))
+
+    @app.exception_handler(RequestError)
+    async def _request(request: Request, exc: RequestError) -> JSONResponse:
+        return error_response(exc.status, exc.code, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(ObjectError)
+    async def _object(request: Request, exc: ObjectError) -> JSONResponse:
+        return error_response(400, exc.code, str(exc))
+
+    @app.exception_handler(DeviceAuthError)
+    async def _device(request: Request, exc: DeviceAuthError) -> JSONResponse:
+        log.info("device request rejected path=%s detail=%s", request.url.path, exc.detail)
+        return error_response(401, "device_auth_failed", "device request rejected")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "too_large"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+                              headers=getattr(exc, "headers", None))

@@ -1,0 +1,95 @@
+"""Audit records: one row for every login attempt step, enrollment, decision and admin change.
+
+Records are written in the same database transaction as the change they describe, so a change
+without its record (or the reverse) cannot exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tapgate.clock import SystemClock
+from tapgate.store.models import AuditRow
+
+log = logging.getLogger("tapgate.audit")
+
+EVENTS = (
+    "login_started", "first_factor", "push_sent", "decision", "expired", "canceled", "enrollment",
+    "device_revoked", "device_changed", "admin_change", "code_entered", "fraud_alert",
+    "answer_rejected",
+)
+_clock = SystemClock()
+
+
+async def record_audit(
+    session: AsyncSession,
+    event: str,
+    *,
+    username: str | None = None,
+    auth_profile: str | None = None,
+    application: str | None = None,
+    transaction_id: str | None = None,
+    device_id: str | None = None,
+    outcome: str | None = None,
+    reason: str | None = None,
+    actor: str | None = None,
+    source_ip: str | None = None,
+    details: dict[str, Any] | None = None,
+    time: datetime | None = None,
+) -> None:
+    """Add one audit record to `session`'s transaction and log it as one line."""
+    session.add(
+        AuditRow(
+            time=time or _clock.now(), event=event, username=username, auth_profile=auth_profile,
+            application=application, transaction_id=transaction_id, device_id=device_id,
+            outcome=outcome, reason=reason, actor=actor, source_ip=source_ip, details=details or {},
+        )
+    )
+    log.info(
+        "audit event=%s user=%s application=%s transaction=%s device=%s outcome=%s reason=%s",
+        event, username, application, transaction_id, device_id, outcome, reason,
+    )
+
+
+def audit_to_dict(row: AuditRow) -> dict[str, Any]:
+    return {
+        "time": row.time.isoformat(),
+        "event": row.event,
+        "username": row.username,
+        "auth_profile": row.auth_profile,
+        "application": row.application,
+        "transaction_id": row.transaction_id,
+        "device_id": row.device_id,
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "actor": row.actor,
+        "source_ip": row.source_ip,
+        "details": row.details,
+    }
+
+
+async def list_audit(
+    session: AsyncSession,
+    *,
+    username: str | None = None,
+    since: datetime | None = None,
+    outcome: str | None = None,
+    event: str | None = None,
+    limit: int = 1000,
+) -> list[AuditRow]:
+    query = select(AuditRow).order_by(AuditRow.id)
+    if username is not None:
+        query = query.where(AuditRow.username == username)
+    if since is not None:
+        query = query.where(AuditRow.time >= since)
+    if outcome is not None:
+        query = query.where(AuditRow.outcome == outcome)
+    if event is not None:
+        query = query.where(AuditRow.event == event)
+    rows = (await session.scalars(query.order_by(AuditRow.id.desc()).limit(limit))).all()
+    return sorted(rows, key=lambda r: r.id)

@@ -1,0 +1,219 @@
+"""`tapgate authenticator`: the reference authenticator, the device side of the protocol."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from tapgate.authenticator.device import (
+    ProtocolError,
+    enroll as enroll_device,
+    fetch_challenges,
+    send_answer,
+    stream_events,
+)
+from tapgate.authenticator.state import DeviceState, create_state, load_state, save_state
+from tapgate.cli.common import fail, handle_errors
+from tapgate.directory.passwords import _hasher
+
+log = logging.getLogger("tapgate.authenticator")
+state_option = click.option("--state", "state_file", required=True, type=click.Path(dir_okay=False),
+                            help="State file with this device's keys (created with mode 0600).")
+config_ignored = click.option("--config", "config_file", default=None, hidden=True,
+                              help="Accepted for symmetry; the authenticator reads only its state file.")
+PENDING_FIELDS = ("transaction_id", "application", "username", "client_ip", "location", "user_agent",
+                  "created_at", "expires_at", "verification", "number_digits", "require_user_verification")
+
+
+@click.group()
+def authenticator() -> None:
+    """The reference authenticator (what a phone app does)."""
+
+
+@authenticator.command("enroll")
+@click.argument("url")
+@state_option
+@click.option("--name", default="tapgate CLI", show_default=True, help="Device name shown to the user.")
+@click.option("--pin-stdin", is_flag=True, help="Read a local PIN from standard input, asked before approvals that need user verification.")
+@config_ignored
+@handle_errors
+def enroll(url: str, state_file: str, name: str, pin_stdin: bool, config_file: str | None) -> None:
+    """Enroll this authenticator with an enrollment URL."""
+    path = Path(state_file)
+    if path.exists():
+        fail(f"state file {path} already exists; pick another path or delete it first")
+    pin_hash = None
+    if pin_stdin:
+        pin = sys.stdin.readline().strip()
+        if len(pin) < 4:
+            fail("the PIN must have at least 4 characters")
+        pin_hash = _hasher.hash(pin)
+    try:
+        state = enroll_device(url, name)
+    except (ProtocolError, httpx.HTTPError) as exc:
+        fail(str(exc) or type(exc).__name__)
+        return
+    state.pin_hash = pin_hash
+    create_state(path, state)
+    click.echo(f"enrolled device {state.device_id} for {state.username} at {state.public_url}")
+
+
+def _row(message: dict[str, Any]) -> dict[str, Any]:
+    return {key: message.get(key) for key in PENDING_FIELDS}
+
+
+@authenticator.command("pending")
+@state_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@config_ignored
+@handle_errors
+def pending(state_file: str, as_json: bool, config_file: str | None) -> None:
+    """List open challenges for this device."""
+    path = Path(state_file)
+    state = load_state(path)
+    try:
+        challenges = fetch_challenges(state)
+    except (ProtocolError, httpx.HTTPError) as exc:
+        fail(str(exc) or type(exc).__name__)
+        return
+    for message in challenges:
+        state.remember(message)
+    save_state(path, state)
+    if as_json:
+        click.echo(json.dumps([_row(m) for m in challenges], ensure_ascii=False))
+        return
+    for message in challenges:
+        _show(message)
+
+
+def _show(message: dict[str, Any]) -> None:
+    click.echo(f"Login request {message['transaction_id']}", err=True)
+    click.echo(f"  application: {message.get('application')}   user: {message.get('username')}", err=True)
+    click.echo(f"  time: {message.get('created_at')}   from: {message.get('client_ip')} ({message.get('location')})", err=True)
+    click.echo(f"  browser: {message.get('user_agent') or '-'}   expires: {message.get('expires_at')}", err=True)
+
+
+def _decision(approve: bool, deny: bool, fraud: bool) -> str | None:
+    chosen = [name for name, flag in (("approve", approve), ("deny", deny), ("fraud", fraud)) if flag]
+    if len(chosen) > 1:
+        fail("give only one of --approve, --deny, --fraud")
+    return chosen[0] if chosen else None
+
+
+def _user_verification(state: DeviceState, message: dict[str, Any], decision: str) -> bool:
+    """Ask for the local PIN when the challenge needs user verification and we approve."""
+    if decision != "approve" or not message.get("require_user_verification"):
+        return False
+    if state.pin_hash is None:
+        click.echo("warning: this login needs a PIN unlock but this authenticator has no PIN", err=True)
+        return False
+    if not sys.stdin.isatty():
+        pin = sys.stdin.readline().strip()
+    else:
+        pin = click.prompt("PIN", hide_input=True)
+    try:
+        return bool(_hasher.verify(state.pin_hash, pin))
+    except Exception:  # argon2 raises VerifyMismatchError and friends for a wrong PIN
+        click.echo("wrong PIN", err=True)
+        return False
+
+
+def _answer(state: DeviceState, message: dict[str, Any], decision: str, number: str | None) -> dict[str, Any]:
+    if decision == "approve" and message.get("verification") == "number" and number is None:
+        if not sys.stdin.isatty():
+            fail("this login needs the number shown on the login screen; pass --number N")
+        number = click.prompt("Number shown on the login screen").strip()
+    uv = _user_verification(state, message, decision)
+    return send_answer(state, message, decision, number=number if decision == "approve" else None, uv=uv)
+
+
+@authenticator.command("answer")
+@state_option
+@click.argument("transaction_id")
+@click.option("--approve", is_flag=True)
+@click.option("--deny", is_flag=True)
+@click.option("--fraud", is_flag=True, help="Deny and report the login as not yours.")
+@click.option("--number", default=None, help="The number shown on the login screen (number mode).")
+@config_ignored
+@handle_errors
+def answer(state_file: str, transaction_id: str, approve: bool, deny: bool, fraud: bool, number: str | None,
+           config_file: str | None) -> None:
+    """Answer one challenge; in code mode the last line printed is the code to type."""
+    decision = _decision(approve, deny, fraud)
+    if decision is None:
+        fail("give one of --approve, --deny, --fraud")
+        return
+    path = Path(state_file)
+    state = load_state(path)
+    try:
+        for message in fetch_challenges(state):
+            state.remember(message)
+    except (ProtocolError, httpx.HTTPError) as exc:
+        click.echo(f"warning: could not refresh challenges: {exc}", err=True)
+    save_state(path, state)
+    message = state.challenges.get(transaction_id)
+    if message is None:
+        fail(f"no challenge {transaction_id} known to this device")
+        return
+    try:
+        result = _answer(state, message, decision, number)
+    except (ProtocolError, httpx.HTTPError) as exc:
+        fail(str(exc) or type(exc).__name__)
+        return
+    if not result.get("accepted"):
+        fail(f"answer not accepted; the transaction is {result.get('status')}")
+    click.echo(f"{decision}: transaction {transaction_id} is {result['status']}")
+    if result.get("code"):
+        click.echo("Type this code at the login prompt:")
+        click.echo(result["code"])
+
+
+@authenticator.command("listen")
+@state_option
+@click.option("--approve", is_flag=True, help="Approve every challenge without asking (scripts and tests).")
+@click.option("--deny", is_flag=True, help="Deny every challenge without asking.")
+@click.option("--fraud", is_flag=True, help="Report every challenge as fraud without asking.")
+@config_ignored
+@handle_errors
+def listen(state_file: str, approve: bool, deny: bool, fraud: bool, config_file: str | None) -> None:
+    """Hold the device's connection and answer each challenge as it arrives."""
+    automatic = _decision(approve, deny, fraud)
+    if automatic:
+        click.echo(f"warning: answering every challenge with {automatic} without asking", err=True)
+    path = Path(state_file)
+    state = load_state(path)
+    answered: set[str] = set()
+    delay = 1.0
+    while True:
+        try:
+            for event in stream_events(state):
+                delay = 1.0
+                if event.get("event") != "challenge":
+                    continue
+                message = event["message"]
+                if message["transaction_id"] in answered:
+                    continue
+                _show(message)
+                decision = automatic or click.prompt("approve, deny or fraud", type=click.Choice(["approve", "deny", "fraud"]))
+                number = None
+                if decision == "approve" and message.get("verification") == "number" and automatic:
+                    click.echo("warning: number mode needs the number from the login screen; cannot approve automatically", err=True)
+                    decision = "deny"
+                result = _answer(state, message, decision, number)
+                answered.add(message["transaction_id"])
+                click.echo(f"{decision}: transaction {message['transaction_id']} is {result.get('status')}")
+                if result.get("code"):
+                    click.echo(result["code"])
+        except KeyboardInterrupt:
+            return
+        except (ProtocolError, httpx.HTTPError, ValueError) as exc:
+            log.warning("stream dropped, reconnecting in %.0f s error=%s", delay, exc or type(exc).__name__)
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)

@@ -1,0 +1,28 @@
+"""The `tapgate` command."""
+
+from __future__ import annotations
+
+import click
+
+from tapgate import __version__
+from tapgate.cli.authenticator import authenticator
+from tapgate.cli.objects import apply_command, auth_profile, export_command, policy
+from tapgate.cli.serve import db, serve
+from tapgate.cli.users import audit, client, enroll, user
+from tapgate.logsetup import setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tapgate")
+def cli() -> None:
+    """tapgate: self-hosted multi-factor authentication with push approval."""
+    # Commands print their results; only `serve` logs every event (it raises the level itself).
+    setup_logging("WARNING")
+
+
+for command in (serve, db, apply_command, export_command, policy, auth_profile, user, client, enroll, audit, authenticator):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

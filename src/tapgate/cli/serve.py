@@ -1,0 +1,79 @@
+"""`tapgate serve` and `tapgate db upgrade`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import click
+import uvicorn
+
+from tapgate.cli.common import config_option, handle_errors
+from tapgate.errors import ConfigError
+from tapgate.logsetup import setup_logging
+from tapgate.settings import load_settings
+from tapgate.store.migrate import upgrade
+
+log = logging.getLogger("tapgate.serve")
+
+
+@click.command()
+@config_option
+@handle_errors
+def serve(config_file: str | None) -> None:
+    """Run the HTTP server (and RADIUS when configured) until SIGTERM."""
+    setup_logging()
+    settings = load_settings(config_file)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    before, after = upgrade(settings.database_url)
+    if before != after:
+        log.info("schema migrated from=%s to=%s", before, after)
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: object) -> None:
+    from tapgate.api.app import create_app
+    from tapgate.bootstrap import create_embedded_defaults
+    from tapgate.runtime import Runtime
+    from tapgate.settings import Settings
+
+    assert isinstance(settings, Settings)
+    runtime = Runtime.build(settings)
+    if settings.embedded:
+        await create_embedded_defaults(runtime)
+    radius_server = None
+    if settings.radius_listen is not None:
+        from tapgate.radius_bridge import start_radius
+
+        radius_server = await start_radius(runtime)
+    app = create_app(runtime)
+    config = uvicorn.Config(app, host=settings.listen.host, port=settings.listen.port,
+                            log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+    try:
+        await server.serve()
+    finally:
+        if radius_server is not None:
+            await radius_server.stop()
+    if not server.started:
+        raise ConfigError(f"could not listen on {settings.listen}; is another process using the port?")
+
+
+@click.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@config_option
+@handle_errors
+def db_upgrade(config_file: str | None) -> None:
+    """Apply pending schema migrations (safe when several nodes run it at once)."""
+    settings = load_settings(config_file)
+    before, after = upgrade(settings.database_url)
+    click.echo(f"schema at {after}" + (f" (was {before})" if before != after else " (already current)"))

@@ -1,0 +1,92 @@
+"""ES256 signatures over RFC 8785 canonical JSON, with raw r||s base64url on the wire.
+
+Raw r||s (RFC 7518 §3.4) instead of DER because WebCrypto and JOSE produce it directly; P-256
+because it is what the iOS Secure Enclave, Android Keystore and WebCrypto all hold.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+_COORDINATE_BYTES = 32
+
+
+class BadSignature(Exception):
+    """One error for every way a signature or key can be wrong, so callers learn nothing more."""
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text: str) -> bytes:
+    if not isinstance(text, str) or len(text) > 4096:
+        raise BadSignature("invalid base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError as exc:
+        raise BadSignature("invalid base64url") from exc
+
+
+def canonical(message: dict[str, Any]) -> bytes:
+    """Return the RFC 8785 canonical JSON bytes of `message`."""
+    return bytes(rfc8785.dumps(message))
+
+
+def sign(key: ec.EllipticCurvePrivateKey, message: dict[str, Any]) -> str:
+    """Sign the canonical form of `message`; return the raw r||s signature in base64url."""
+    der = key.sign(canonical(message), ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(der)
+    return b64url_encode(r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big"))
+
+
+def verify(public_key: ec.EllipticCurvePublicKey, message: dict[str, Any], signature: str) -> None:
+    """Raise BadSignature unless `signature` is a valid ES256 signature of `message`."""
+    raw = b64url_decode(signature)
+    if len(raw) != 2 * _COORDINATE_BYTES:
+        raise BadSignature("signature must be 64 bytes")
+    r = int.from_bytes(raw[:_COORDINATE_BYTES], "big")
+    s = int.from_bytes(raw[_COORDINATE_BYTES:], "big")
+    try:
+        public_key.verify(encode_dss_signature(r, s), canonical(message), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise BadSignature("signature does not verify") from exc
+
+
+def public_key_to_text(key: ec.EllipticCurvePublicKey) -> str:
+    """Return the uncompressed SEC1 point of a P-256 key in base64url (65 bytes)."""
+    point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return b64url_encode(point)
+
+
+def public_key_from_text(text: str) -> ec.EllipticCurvePublicKey:
+    """Parse an uncompressed P-256 point; raise BadSignature for anything else."""
+    raw = b64url_decode(text)
+    if len(raw) != 65 or raw[0] != 4:
+        raise BadSignature("public key must be an uncompressed P-256 point")
+    try:
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError as exc:
+        raise BadSignature("public key is not on P-256") from exc
+
+
+def private_key_to_text(key: ec.EllipticCurvePrivateKey) -> str:
+    return b64url_encode(key.private_numbers().private_value.to_bytes(_COORDINATE_BYTES, "big"))
+
+
+def private_key_from_text(text: str) -> ec.EllipticCurvePrivateKey:
+    return ec.derive_private_key(int.from_bytes(b64url_decode(text), "big"), ec.SECP256R1())
+
+
+def new_private_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())

@@ -1,0 +1,142 @@
+"""The `local` auth profile: users kept in tapgate's own database, one set per profile."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tapgate.clock import Clock
+from tapgate.directory.base import (
+    ACCOUNT_DISABLED,
+    ACCOUNT_EXPIRED,
+    INVALID_CREDENTIALS,
+    DirectoryUser,
+    normalize_username,
+)
+from tapgate.directory.passwords import hash_password, verify_password
+from tapgate.errors import NotFoundError, ObjectError
+from tapgate.secret import Secret
+from tapgate.store.database import Database
+from tapgate.store.models import AuthProfileRow, LocalUserRow
+
+MAX_USERNAME = 256
+
+
+def validate_username(username: str) -> str:
+    cleaned = username.strip()
+    if not cleaned or len(cleaned) > MAX_USERNAME or any(ord(c) < 32 for c in cleaned):
+        raise ObjectError(
+            f"invalid username {username!r}: use 1-{MAX_USERNAME} printable characters"
+        )
+    return cleaned
+
+
+def _user_from_row(profile: str, row: LocalUserRow) -> DirectoryUser:
+    display = " ".join(p for p in (row.first_name, row.last_name) if p) or None
+    attributes: dict[str, tuple[str, ...]] = {
+        "username": (row.username,),
+        "group_name": tuple(row.groups or ()),
+    }
+    if row.email:
+        attributes["email"] = (row.email,)
+        attributes["mail"] = (row.email,)
+    if row.mobile:
+        attributes["mobile"] = (row.mobile,)
+    if display:
+        attributes["displayname"] = (display,)
+    return DirectoryUser(
+        auth_profile=profile, user_id=row.id, username=row.username, display_name=display,
+        attributes=attributes,
+    )
+
+
+class LocalAuthProfile:
+    """Users of one `local` auth profile."""
+
+    kind = "local"
+
+    def __init__(self, name: str, database: Database, clock: Clock) -> None:
+        self.name = name
+        self._database = database
+        self._clock = clock
+
+    async def _row(self, session: AsyncSession, username: str) -> LocalUserRow | None:
+        query = (
+            select(LocalUserRow)
+            .join(AuthProfileRow, AuthProfileRow.id == LocalUserRow.auth_profile_id)
+            .where(AuthProfileRow.name == self.name, LocalUserRow.username_key == normalize_username(username))
+        )
+        return (await session.scalars(query)).first()
+
+    async def find_user(self, username: str) -> DirectoryUser | None:
+        async with self._database.read() as session:
+            row = await self._row(session, username)
+            return _user_from_row(self.name, row) if row else None
+
+    async def verify_password(self, user: DirectoryUser, password: Secret) -> str | None:
+        async with self._database.read() as session:
+            row = await session.get(LocalUserRow, user.user_id)
+            stored = row.password_hash if row else None
+        if not password or not await verify_password(stored, password):
+            return INVALID_CREDENTIALS
+        return None
+
+    async def account_problem(self, user: DirectoryUser, now: datetime) -> str | None:
+        async with self._database.read() as session:
+            row = await session.get(LocalUserRow, user.user_id)
+        if row is None or row.disabled:
+            return ACCOUNT_DISABLED
+        if row.expires_at is not None and row.expires_at <= now:
+            return ACCOUNT_EXPIRED
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class NewLocalUser:
+    username: str
+    password: Secret | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    mobile: str | None = None
+    groups: Sequence[str] = ()
+    expires_at: datetime | None = None
+    disabled: bool = False
+
+
+async def add_local_user(session: AsyncSession, profile_name: str, user: NewLocalUser, now: datetime) -> LocalUserRow:
+    """Add a user to a local auth profile; raise ObjectError if the name is taken."""
+    profile = (await session.scalars(select(AuthProfileRow).where(AuthProfileRow.name == profile_name))).first()
+    if profile is None:
+        raise NotFoundError(f"auth profile {profile_name!r} does not exist; create it with tapgate apply")
+    if profile.kind != "local":
+        raise ObjectError(
+            f"auth profile {profile_name!r} has type {profile.kind!r}; users can be added only to a local auth profile"
+        )
+    username = validate_username(user.username)
+    key = normalize_username(username)
+    taken = await session.scalars(
+        select(LocalUserRow.id).where(LocalUserRow.auth_profile_id == profile.id, LocalUserRow.username_key == key)
+    )
+    if taken.first() is not None:
+        raise ObjectError(f"user {username!r} already exists in auth profile {profile_name!r}")
+    for group in user.groups:
+        if not group.strip() or len(group) > 256:
+            raise ObjectError(f"invalid group name {group!r}")
+    password_hash = await hash_password(user.password) if user.password else None
+    row = LocalUserRow(
+        id=str(uuid.uuid4()), auth_profile_id=profile.id, username=username, username_key=key,
+        first_name=user.first_name, last_name=user.last_name, email=user.email, mobile=user.mobile,
+        groups=list(user.groups), expires_at=user.expires_at, disabled=user.disabled,
+        password_hash=password_hash, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,59 @@
+"""Argon2id password hashing off the event loop, with a cap on hashes running at once.
+
+One hash takes about 0.4 s with argon2-cffi's defaults, so hashing on the event loop would stall
+every other request; too many in parallel would exhaust memory (64 MiB each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from tapgate.secret import Secret
+
+_MAX_CONCURRENT_HASHES = max(2, (os.cpu_count() or 2))
+
+
+def _make_hasher() -> PasswordHasher:
+    # TAPGATE_PASSWORD_HASH=fast makes hashing cheap; only tests and benchmarks set it.
+    if os.environ.get("TAPGATE_PASSWORD_HASH") == "fast":
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()
+
+
+_hasher = _make_hasher()
+_semaphore: asyncio.Semaphore | None = None
+# Verified against when a user is unknown, so that unknown users cost the same time.
+_DUMMY_HASH = _hasher.hash("tapgate-timing-equalizer")
+
+
+def _gate() -> asyncio.Semaphore:
+    global _semaphore
+    if _semaphore is None:
+        _semaphore = asyncio.Semaphore(_MAX_CONCURRENT_HASHES)
+    return _semaphore
+
+
+async def hash_password(password: Secret) -> str:
+    async with _gate():
+        return await asyncio.to_thread(_hasher.hash, password.reveal())
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password(stored: str | None, password: Secret) -> bool:
+    """Check `password` against `stored`; with no stored hash, spend the same time and fail."""
+    async with _gate():
+        return await asyncio.to_thread(_verify, stored, password.reveal())
+
+
+def needs_rehash(stored: str) -> bool:
+    return _hasher.check_needs_rehash(stored)

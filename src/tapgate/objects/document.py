@@ -1,0 +1,153 @@
+"""Parse and cross-check an objects document (the YAML `tapgate apply` reads).
+
+`parse_document` validates each object on its own; `check_references` validates the merged state
+(what is stored plus what the file declares), so a file may refer to objects stored earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tapgate.errors import ObjectError, PolicyValueError
+from tapgate.objects.specs import (
+    ROUTING_METHOD,
+    ApplicationSpec,
+    AuthProfileSpec,
+    PolicySpec,
+    PushProfileSpec,
+    RadiusClientSpec,
+    parse_application,
+    parse_auth_profile,
+    parse_policy,
+    parse_push_profile,
+    parse_radius_client,
+)
+
+SECTIONS = ("auth_profiles", "push_profiles", "policies", "applications", "radius_clients")
+POLICY_ATTRIBUTES = (
+    "memberOf", "department", "title", "mail", "username", "group_name", "email", "mobile",
+    "displayName",
+)
+
+
+@dataclass
+class ObjectSet:
+    """Objects by kind; named kinds keep declaration order, policies keep priority order."""
+
+    auth_profiles: dict[str, AuthProfileSpec] = field(default_factory=dict)
+    push_profiles: dict[str, PushProfileSpec] = field(default_factory=dict)
+    applications: dict[str, ApplicationSpec] = field(default_factory=dict)
+    radius_clients: dict[str, RadiusClientSpec] = field(default_factory=dict)
+    policies: list[PolicySpec] | None = None
+
+
+def _unique(kind: str, specs: Sequence[Any]) -> dict[str, Any]:
+    named: dict[str, Any] = {}
+    for spec in specs:
+        if spec.name in named:
+            raise ObjectError(f"{kind}: the name {spec.name!r} appears twice")
+        named[spec.name] = spec
+    return named
+
+
+def _list(document: Mapping[str, Any], key: str) -> list[Any]:
+    value = document.get(key) or []
+    if not isinstance(value, list):
+        raise ObjectError(f"{key} must be a list")
+    return value
+
+
+def parse_document(document: object) -> ObjectSet:
+    if document is None:
+        return ObjectSet()
+    if not isinstance(document, Mapping):
+        raise ObjectError("the objects file must be a mapping of sections")
+    for key in document:
+        if key not in SECTIONS:
+            raise ObjectError(f"unknown section {key!r}; known sections: {', '.join(SECTIONS)}")
+    parsed = ObjectSet(
+        auth_profiles=_unique(
+            "auth_profiles",
+            [parse_auth_profile(d, i) for i, d in enumerate(_list(document, "auth_profiles"))],
+        ),
+        push_profiles=_unique(
+            "push_profiles",
+            [parse_push_profile(d, i) for i, d in enumerate(_list(document, "push_profiles"))],
+        ),
+        applications=_unique(
+            "applications",
+            [parse_application(d, i) for i, d in enumerate(_list(document, "applications"))],
+        ),
+        radius_clients=_unique(
+            "radius_clients",
+            [parse_radius_client(d, i) for i, d in enumerate(_list(document, "radius_clients"))],
+        ),
+    )
+    if "policies" in document:
+        parsed.policies = [parse_policy(d, i) for i, d in enumerate(_list(document, "policies"))]
+    return parsed
+
+
+def _check_policy(position: int, policy: PolicySpec, merged: ObjectSet) -> None:
+    from tapgate.policy.matching import compile_value
+
+    where = f"policies[{position}]"
+    push_profile = merged.push_profiles.get(policy.push_profile)
+    if push_profile is None:
+        raise ObjectError(f"{where}: push profile {policy.push_profile!r} does not exist")
+    if policy.auth_profile not in merged.auth_profiles:
+        raise ObjectError(f"{where}: auth profile {policy.auth_profile!r} does not exist")
+    if policy.auth_profile not in push_profile.fallback_auth_profiles:
+        raise ObjectError(
+            f"{where}: auth profile {policy.auth_profile!r} is not one of the fallback auth "
+            f"profiles of push profile {policy.push_profile!r} "
+            f"({', '.join(push_profile.fallback_auth_profiles)}); add it there or pick one of those"
+        )
+    if policy.attribute.lower() not in {a.lower() for a in POLICY_ATTRIBUTES}:
+        raise ObjectError(
+            f"{where}: unknown attribute {policy.attribute!r}; use one of {', '.join(POLICY_ATTRIBUTES)}"
+        )
+    for value in policy.values:
+        try:
+            compile_value(value)
+        except PolicyValueError as exc:
+            at = f" at position {exc.position}" if exc.position is not None else ""
+            raise ObjectError(f"{where}: value {value!r} is invalid{at}: {exc}") from exc
+
+
+def check_references(merged: ObjectSet) -> None:
+    """Raise ObjectError for any reference the merged objects cannot satisfy."""
+    defaults = [p.name for p in merged.push_profiles.values() if p.default]
+    if len(defaults) > 1:
+        raise ObjectError(
+            f"push_profiles: default: true is set on more than one push profile ({', '.join(defaults)}); "
+            "keep it on one"
+        )
+    for profile in merged.push_profiles.values():
+        for auth_name in profile.fallback_auth_profiles:
+            if auth_name not in merged.auth_profiles:
+                raise ObjectError(
+                    f"push profile {profile.name!r}: fallback auth profile {auth_name!r} does not exist"
+                )
+    for application in merged.applications.values():
+        for method in application.methods:
+            if method != ROUTING_METHOD and method not in merged.push_profiles:
+                raise ObjectError(
+                    f"application {application.name!r}: method {method!r} is neither a push "
+                    f"profile nor {ROUTING_METHOD!r}"
+                )
+    for client in merged.radius_clients.values():
+        target = merged.applications.get(client.application)
+        if target is None:
+            raise ObjectError(
+                f"radius client {client.name!r}: application {client.application!r} does not exist"
+            )
+        if target.kind != "radius":
+            raise ObjectError(
+                f"radius client {client.name!r}: application {client.application!r} has type "
+                f"{target.kind!r}; a RADIUS client needs an application of type 'radius'"
+            )
+    for position, policy in enumerate(merged.policies or [], start=1):
+        _check_policy(position, policy, merged)

@@ -1,0 +1,80 @@
+"""Everything a running node needs, built once from the settings and shared by the front doors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tapgate.clock import Clock, SystemClock
+from tapgate.delivery.direct import DirectHub
+from tapgate.devices.requests import prune_nonces
+from tapgate.geo import Locator
+from tapgate.keys import KeyRing, load_or_create_key_file
+from tapgate.objects.runtime import ObjectCache
+from tapgate.push import ratelimit
+from tapgate.push.events import EventBus
+from tapgate.push.service import LoginService
+from tapgate.settings import Settings
+from tapgate.store.database import Database
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 1.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    keyring: KeyRing
+    clock: Clock
+    objects: ObjectCache
+    bus: EventBus
+    hub: DirectHub
+    login: LoginService
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        database = Database(settings.database_url)
+        keyring = KeyRing(load_or_create_key_file(settings.key_file))
+        objects = ObjectCache(database, keyring, clock)
+        bus = EventBus()
+        hub = DirectHub()
+        login = LoginService(database, objects, keyring, clock, bus, hub, Locator(settings.city_database),
+                             settings.public_url)
+        return cls(settings, database, keyring, clock, objects, bus, hub, login)
+
+    def start_background(self) -> None:
+        self._tasks.append(asyncio.create_task(self._sweep(), name="expiry-sweeper"))
+
+    async def _sweep(self) -> None:
+        """Expire overdue transactions and prune old counters, whatever node is alive."""
+        rounds = 0
+        while True:
+            try:
+                await self.login.expire_due()
+                rounds += 1
+                if rounds % 60 == 0:
+                    now = self.clock.now()
+                    await prune_nonces(self.database, now)
+                    async with self.database.write() as session:
+                        await ratelimit.prune_events(session, now - timedelta(days=1))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep sweeping through a database outage
+                log.warning("expiry sweep failed error=%s", exc)
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.objects.close()
+        await self.database.close()
