@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tapgate.errors import ObjectError, PolicyValueError
+from tapgate.errors import ObjectError
 from tapgate.objects.specs import (
     ROUTING_METHOD,
     ApplicationSpec,
@@ -26,10 +26,6 @@ from tapgate.objects.specs import (
 )
 
 SECTIONS = ("auth_profiles", "push_profiles", "policies", "applications", "radius_clients")
-POLICY_ATTRIBUTES = (
-    "memberOf", "department", "title", "mail", "username", "group_name", "email", "mobile",
-    "displayName",
-)
 
 
 @dataclass
@@ -91,30 +87,20 @@ def parse_document(document: object) -> ObjectSet:
 
 
 def _check_policy(position: int, policy: PolicySpec, merged: ObjectSet) -> None:
-    from tapgate.policy.matching import compile_value
+    from tapgate.policy.model import Policy, PushProfileRoute
+    from tapgate.policy.validation import validate_policy
 
-    where = f"policies[{position}]"
-    push_profile = merged.push_profiles.get(policy.push_profile)
-    if push_profile is None:
-        raise ObjectError(f"{where}: push profile {policy.push_profile!r} does not exist")
+    if policy.push_profile not in merged.push_profiles:
+        raise ObjectError(f"policies[{position}]: push profile {policy.push_profile!r} does not exist")
     if policy.auth_profile not in merged.auth_profiles:
-        raise ObjectError(f"{where}: auth profile {policy.auth_profile!r} does not exist")
-    if policy.auth_profile not in push_profile.fallback_auth_profiles:
-        raise ObjectError(
-            f"{where}: auth profile {policy.auth_profile!r} is not one of the fallback auth "
-            f"profiles of push profile {policy.push_profile!r} "
-            f"({', '.join(push_profile.fallback_auth_profiles)}); add it there or pick one of those"
-        )
-    if policy.attribute.lower() not in {a.lower() for a in POLICY_ATTRIBUTES}:
-        raise ObjectError(
-            f"{where}: unknown attribute {policy.attribute!r}; use one of {', '.join(POLICY_ATTRIBUTES)}"
-        )
-    for value in policy.values:
-        try:
-            compile_value(value)
-        except PolicyValueError as exc:
-            at = f" at position {exc.position}" if exc.position is not None else ""
-            raise ObjectError(f"{where}: value {value!r} is invalid{at}: {exc}") from exc
+        raise ObjectError(f"policies[{position}]: auth profile {policy.auth_profile!r} does not exist")
+    routes = {
+        name: PushProfileRoute(name, spec.fallback_auth_profiles, spec.default)
+        for name, spec in merged.push_profiles.items()
+    }
+    candidate = Policy(position, policy.push_profile, policy.auth_profile, policy.attribute, policy.values)
+    # validate_policy names the policy by position and the value at fault in its errors.
+    validate_policy(candidate, routes)
 
 
 def check_references(merged: ObjectSet) -> None:

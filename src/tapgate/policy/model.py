@@ -43,5 +43,6 @@ class Selection:
     push_profile: str | None
     policy: int | None
     evaluations: tuple[Evaluation, ...]
-    # "policy N", "no policies", "push profile without policies", or why nothing admitted the user.
+    # "policy N", "no policies", "push profile NAME has no policies", or why no method admitted
+    # the user.
     decided_by: str
