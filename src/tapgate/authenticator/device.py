@@ -23,8 +23,8 @@ from tapgate.crypto.signing import (
     sign,
     verify,
 )
-from tapgate.devices.enrollment import ENROLLMENT_PATH
-from tapgate.devices.requests import SCHEME
+from tapgate.devices.protocol import DEVICE_AUTH_SCHEME as SCHEME
+from tapgate.devices.protocol import ENROLLMENT_PATH
 from tapgate.authenticator.state import DeviceState
 from tapgate.errors import ConfigError
 
@@ -64,6 +64,7 @@ def enroll(url: str, name: str, platform: str = "tapgate-cli") -> DeviceState:
         public_url=public_url, device_id=data["device_id"], username=data["username"], name=name,
         signing_key=private_key_to_text(signing), agreement_key=private_key_to_text(agreement),
         server_signing_key=data["server_signing_key"],
+        confirmation_code=data.get("confirmation_code"),
     )
 
 

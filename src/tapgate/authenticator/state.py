@@ -28,6 +28,8 @@ class DeviceState:
     agreement_key: str
     server_signing_key: str
     pin_hash: str | None = None
+    # The code a web page asks for after enrolling from the registration panel or the console.
+    confirmation_code: str | None = None
     challenges: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def remember(self, message: dict[str, Any]) -> None:

@@ -20,13 +20,13 @@ from tapgate.audit import record_audit
 from tapgate.crypto.signing import BadSignature, public_key_from_text, verify
 from tapgate.directory.base import DirectoryUser
 from tapgate.errors import DeviceAuthError, RequestError
+from tapgate.devices.protocol import ENROLLMENT_PATH
 from tapgate.keys import KeyRing
 from tapgate.store.models import DeviceRow, EnrollmentRow
 
 log = logging.getLogger(__name__)
 
 ENROLLMENT_LIFETIME = timedelta(minutes=10)
-ENROLLMENT_PATH = "/e/"
 _MAX_NAME = 128
 _PLATFORMS_MAX = 64
 

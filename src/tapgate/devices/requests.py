@@ -15,12 +15,13 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from tapgate.crypto.signing import BadSignature, b64url_decode, public_key_from_text, verify
+from tapgate.devices.protocol import DEVICE_AUTH_SCHEME
 from tapgate.errors import DeviceAuthError
 from tapgate.push.challenge import MAX_CLOCK_SKEW
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceNonceRow, DeviceRow
 
-SCHEME = "TapgateDevice"
+SCHEME = DEVICE_AUTH_SCHEME
 _KEYS = {"v", "aud", "iat", "device_id", "nonce", "method", "path"}
 
 

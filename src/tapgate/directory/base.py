@@ -7,12 +7,12 @@ matching compares names without caring how the directory spells them.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from tapgate.folding import fold
 from tapgate.secret import Secret
 
 # Rejection reasons an auth profile may return; the transaction's `reason` uses the same strings.
@@ -27,8 +27,12 @@ DIRECTORY_UNAVAILABLE = "directory_unavailable"
 
 
 def normalize_username(username: str) -> str:
-    """Return the comparison form of a login name: NFC-normalized, case-folded, trimmed."""
-    return unicodedata.normalize("NFC", username.strip()).casefold()
+    """Return the comparison form of a login name: trimmed, NFC-normalized and case-folded.
+
+    Folding is the one policies use, right for Turkish and English alike: `AYŞE`, `Ayşe` and
+    `ayşe` are one user, and so are `İSMAİL` and `ismail`.
+    """
+    return fold(username.strip())
 
 
 @dataclass(frozen=True)

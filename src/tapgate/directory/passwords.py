@@ -26,8 +26,16 @@ def _make_hasher() -> PasswordHasher:
 
 _hasher = _make_hasher()
 _semaphore: asyncio.Semaphore | None = None
-# Verified against when a user is unknown, so that unknown users cost the same time.
-_DUMMY_HASH = _hasher.hash("tapgate-timing-equalizer")
+# Verified against when a user is unknown, so that unknown users cost the same time; made on
+# first use because one hash costs as much as a login.
+_dummy_hash: str | None = None
+
+
+def _timing_hash() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("tapgate-timing-equalizer")
+    return _dummy_hash
 
 
 def _gate() -> asyncio.Semaphore:
@@ -44,7 +52,7 @@ async def hash_password(password: Secret) -> str:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _hasher.verify(stored or _timing_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -1,0 +1,5 @@
+"""Allow `python -m tapgate.cli`."""
+
+from tapgate.cli.main import main
+
+main()
