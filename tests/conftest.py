@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Cheap password hashes for every test process and the servers they start; set before any
+# tapgate module builds its hasher.
+os.environ["TAPGATE_PASSWORD_HASH"] = "fast"
+
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -91,7 +91,10 @@ class Server:
             self.write_settings()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*TAPGATE, "serve", "--config", str(self.config)], stdout=log, stderr=log, env=cli_env()
+                [*TAPGATE, "serve", "--config", str(self.config)],
+                stdout=log,
+                stderr=log,
+                env=cli_env(),
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -115,11 +118,24 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*TAPGATE, *args, "--config", str(self.config)], input=stdin, capture_output=True,
-            text=True, env=cli_env(), timeout=60,
-        )
+    def cli(
+        self, *args: str, stdin: str | None = None, check: bool = True, process: bool | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a tapgate command; the authenticator runs as its own process, as a phone app would,
+        and administrative commands run in this process for speed unless `process` is set."""
+        if process is None:
+            process = args[0] == "authenticator"
+        if process:
+            result = subprocess.run(
+                [*TAPGATE, *args, "--config", str(self.config)],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env=cli_env(),
+                timeout=60,
+            )
+        else:
+            result = run_in_process([*args, "--config", str(self.config)], stdin)
         if check and result.returncode != 0:
             raise AssertionError(f"tapgate {' '.join(args)} failed: {result.stderr}")
         return result
@@ -133,13 +149,23 @@ class Server:
         return self.cli("apply", str(path)).stdout
 
 
+def run_in_process(args: list[str], stdin: str | None) -> subprocess.CompletedProcess[str]:
+    from click.testing import CliRunner
+
+    from tapgate.cli.main import cli
+
+    outcome = CliRunner().invoke(cli, args, input=stdin, catch_exceptions=False)
+    return subprocess.CompletedProcess(args, outcome.exit_code, outcome.stdout, outcome.stderr)
+
+
 class Api:
     """An API client of one application, with its bearer token."""
 
     def __init__(self, server: Server, application: str) -> None:
         created = server.cli_json("client", "add", application, "--json")
         response = httpx.post(
-            server.base + "/oauth/token", data={"grant_type": "client_credentials"},
+            server.base + "/oauth/token",
+            data={"grant_type": "client_credentials"},
             auth=(created["client_id"], created["client_secret"]),
         )
         response.raise_for_status()
@@ -154,8 +180,10 @@ class Api:
 
     def status(self, transaction_id: str, wait: float = 0) -> dict[str, Any]:
         response = httpx.get(
-            f"{self.base}/api/v1/auth/{transaction_id}", params={"wait": wait} if wait else None,
-            headers=self.headers, timeout=wait + 10,
+            f"{self.base}/api/v1/auth/{transaction_id}",
+            params={"wait": wait} if wait else None,
+            headers=self.headers,
+            timeout=wait + 10,
         )
         response.raise_for_status()
         result: dict[str, Any] = response.json()

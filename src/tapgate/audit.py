@@ -19,8 +19,18 @@ from tapgate.store.models import AuditRow
 log = logging.getLogger("tapgate.audit")
 
 EVENTS = (
-    "login_started", "first_factor", "push_sent", "decision", "expired", "canceled", "enrollment",
-    "device_revoked", "device_changed", "admin_change", "code_entered", "fraud_alert",
+    "login_started",
+    "first_factor",
+    "push_sent",
+    "decision",
+    "expired",
+    "canceled",
+    "enrollment",
+    "device_revoked",
+    "device_changed",
+    "admin_change",
+    "code_entered",
+    "fraud_alert",
     "answer_rejected",
 )
 _clock = SystemClock()
@@ -45,14 +55,29 @@ async def record_audit(
     """Add one audit record to `session`'s transaction and log it as one line."""
     session.add(
         AuditRow(
-            time=time or _clock.now(), event=event, username=username, auth_profile=auth_profile,
-            application=application, transaction_id=transaction_id, device_id=device_id,
-            outcome=outcome, reason=reason, actor=actor, source_ip=source_ip, details=details or {},
+            time=time or _clock.now(),
+            event=event,
+            username=username,
+            auth_profile=auth_profile,
+            application=application,
+            transaction_id=transaction_id,
+            device_id=device_id,
+            outcome=outcome,
+            reason=reason,
+            actor=actor,
+            source_ip=source_ip,
+            details=details or {},
         )
     )
     log.info(
         "audit event=%s user=%s application=%s transaction=%s device=%s outcome=%s reason=%s",
-        event, username, application, transaction_id, device_id, outcome, reason,
+        event,
+        username,
+        application,
+        transaction_id,
+        device_id,
+        outcome,
+        reason,
     )
 
 

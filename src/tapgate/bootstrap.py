@@ -25,9 +25,16 @@ EMBEDDED_OBJECTS = {
 
 async def create_embedded_defaults(runtime: Runtime) -> None:
     async with runtime.database.write() as session:
-        count = (await session.execute(select(func.count()).select_from(AuthProfileRow))).scalar_one()
+        count = (
+            await session.execute(select(func.count()).select_from(AuthProfileRow))
+        ).scalar_one()
         if count:
             return
-        changes = await apply_objects(session, runtime.keyring, parse_document(EMBEDDED_OBJECTS),
-                                      prune=False, actor="tapgate serve (embedded default)")
+        changes = await apply_objects(
+            session,
+            runtime.keyring,
+            parse_document(EMBEDDED_OBJECTS),
+            prune=False,
+            actor="tapgate serve (embedded default)",
+        )
     log.info("embedded default objects created changes=%d", len(changes))

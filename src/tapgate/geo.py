@@ -17,8 +17,15 @@ log = logging.getLogger(__name__)
 # RFC 1918, RFC 6598 (carrier-grade NAT), RFC 4193 and link-local: addresses inside some network.
 _PRIVATE_NETWORKS = tuple(
     ipaddress.ip_network(text)
-    for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-                 "169.254.0.0/16", "fc00::/7", "fe80::/10")
+    for text in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    )
 )
 
 

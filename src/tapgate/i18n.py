@@ -1,8 +1,10 @@
 """Translations for everything a user or administrator reads: gettext catalogs in English and Turkish.
 
-Catalogs live in `tapgate/locale/<language>/LC_MESSAGES/tapgate.po`; the compiled `.mo` beside each
-is what runs. Regenerate with `pybabel compile -d src/tapgate/locale -D tapgate` after editing a
-`.po` file; a test fails when a `.mo` is older than its `.po`.
+Catalogs live in `tapgate/locale/<language>/LC_MESSAGES/<domain>.po`; the compiled `.mo` beside
+each is what runs. The domain `tapgate` holds the server's messages and `web` the pages of the
+registration panel, hosted login and admin console. Regenerate with
+`pybabel compile -d src/tapgate/locale -D DOMAIN` after editing a `.po` file; a test fails when a
+`.mo` is older than its `.po`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ DEFAULT_LANGUAGE = "en"
 
 
 @cache
-def translations(language: str) -> gettext.NullTranslations:
-    """Return the catalog for `language` ("en" or "tr"); English is the source text itself."""
+def translations(language: str, domain: str = DOMAIN) -> gettext.NullTranslations:
+    """Return the catalog of `domain` for `language` ("en" or "tr"); English is the source text."""
     if language not in LANGUAGES or language == DEFAULT_LANGUAGE:
         return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[language], fallback=True)
+    return gettext.translation(domain, localedir=LOCALE_DIR, languages=[language], fallback=True)
 
 
 def pick_language(accept_language: str | None) -> str:

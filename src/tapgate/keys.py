@@ -69,7 +69,9 @@ class KeyRing:
 
     def server_signing_key(self) -> ec.EllipticCurvePrivateKey:
         """Return the server's P-256 signing key, the same on every node with this key file."""
-        scalar = int.from_bytes(self._derive("tapgate server signing v1"), "big") % (_P256_ORDER - 1)
+        scalar = int.from_bytes(self._derive("tapgate server signing v1"), "big") % (
+            _P256_ORDER - 1
+        )
         return ec.derive_private_key(scalar + 1, ec.SECP256R1())
 
     def encrypt(self, plain: Secret, context: str) -> str:

@@ -7,9 +7,21 @@ import os
 import sys
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """A handler that writes to whatever `sys.stderr` is now, so a replaced stderr is followed."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def setup_logging(level: str | None = None) -> None:
     chosen = (os.environ.get("TAPGATE_LOG_LEVEL") or level or "INFO").upper()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

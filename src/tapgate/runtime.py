@@ -45,8 +45,16 @@ class Runtime:
         objects = ObjectCache(database, keyring, clock)
         bus = EventBus()
         hub = DirectHub()
-        login = LoginService(database, objects, keyring, clock, bus, hub, Locator(settings.city_database),
-                             settings.public_url)
+        login = LoginService(
+            database,
+            objects,
+            keyring,
+            clock,
+            bus,
+            hub,
+            Locator(settings.city_database),
+            settings.public_url,
+        )
         return cls(settings, database, keyring, clock, objects, bus, hub, login)
 
     def start_background(self) -> None:

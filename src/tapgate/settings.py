@@ -66,7 +66,9 @@ class Settings:
 def parse_host_port(value: str, key: str) -> HostPort:
     host, sep, port_text = str(value).rpartition(":")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"{key}: invalid address {value!r}; expected HOST:PORT, e.g. 127.0.0.1:8080")
+        raise ConfigError(
+            f"{key}: invalid address {value!r}; expected HOST:PORT, e.g. 127.0.0.1:8080"
+        )
     return HostPort(host.strip("[]"), int(port_text))
 
 

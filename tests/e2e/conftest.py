@@ -38,8 +38,19 @@ def server(tmp_path: Path, db_url: str) -> Iterator[Server]:
     instance.start()
     instance.apply(OBJECTS)
     for name in USERS:
-        instance.cli("user", "add", name, "--auth-profile", "personel", "--password-stdin",
-                     "--email", f"{name}@ornek.com.tr", "--mobile", "05554443322", stdin=PASSWORD + "\n")
+        instance.cli(
+            "user",
+            "add",
+            name,
+            "--auth-profile",
+            "personel",
+            "--password-stdin",
+            "--email",
+            f"{name}@ornek.com.tr",
+            "--mobile",
+            "05554443322",
+            stdin=PASSWORD + "\n",
+        )
     yield instance
     if instance.process and instance.process.poll() is None:
         instance.stop()

@@ -12,7 +12,9 @@ from tests.support import Api, Server
 
 
 def pending(server: Server, state: Path) -> list[dict[str, object]]:
-    result: list[dict[str, object]] = server.cli_json("authenticator", "pending", "--state", str(state), "--json")
+    result: list[dict[str, object]] = server.cli_json(
+        "authenticator", "pending", "--state", str(state), "--json"
+    )
     return result
 
 
@@ -48,7 +50,9 @@ def test_deny_then_second_answer_changes_nothing(server: Server, tmp_path: Path)
     server.cli("authenticator", "answer", "--state", str(phone), transaction_id, "--deny")
     assert api.status(transaction_id, wait=5)["status"] == "denied"
 
-    second = server.cli("authenticator", "answer", "--state", str(phone), transaction_id, "--approve", check=False)
+    second = server.cli(
+        "authenticator", "answer", "--state", str(phone), transaction_id, "--approve", check=False
+    )
     assert second.returncode != 0
     assert api.status(transaction_id)["status"] == "denied"
     events = [r["event"] for r in server.cli_json("audit", "--user", "ayşe", "--json")]
@@ -89,13 +93,30 @@ def test_number_mode_right_and_wrong_number(server: Server, tmp_path: Path) -> N
     listed = server.cli("authenticator", "pending", "--state", str(phone), "--json").stdout
     assert f'"{number}"' not in listed
     wrong = f"{(int(number) + 1) % 100:02d}"
-    server.cli("authenticator", "answer", "--state", str(phone), first["transaction_id"], "--approve",
-               "--number", wrong, check=False)
+    server.cli(
+        "authenticator",
+        "answer",
+        "--state",
+        str(phone),
+        first["transaction_id"],
+        "--approve",
+        "--number",
+        wrong,
+        check=False,
+    )
     assert api.status(first["transaction_id"])["status"] == "denied"
 
     second = api.login("İSMAİL", PASSWORD).json()
-    server.cli("authenticator", "answer", "--state", str(phone), second["transaction_id"], "--approve",
-               "--number", second["number"])
+    server.cli(
+        "authenticator",
+        "answer",
+        "--state",
+        str(phone),
+        second["transaction_id"],
+        "--approve",
+        "--number",
+        second["number"],
+    )
     assert api.status(second["transaction_id"], wait=5)["status"] == "approved"
 
 
@@ -106,7 +127,9 @@ def test_code_mode_needs_the_code(server: Server, tmp_path: Path) -> None:
 
     early = api_code(api, transaction_id, "123456")
     assert early.status_code == 409
-    output = server.cli("authenticator", "answer", "--state", str(phone), transaction_id, "--approve").stdout
+    output = server.cli(
+        "authenticator", "answer", "--state", str(phone), transaction_id, "--approve"
+    ).stdout
     code = output.strip().splitlines()[-1]
     assert code.isdigit() and len(code) == 6
     assert api.status(transaction_id)["status"] == "pending"
@@ -119,7 +142,9 @@ def test_code_mode_needs_the_code(server: Server, tmp_path: Path) -> None:
 def api_code(api: Api, transaction_id: str, code: str):  # type: ignore[no-untyped-def]
     import httpx
 
-    return httpx.post(f"{api.base}/api/v1/auth/{transaction_id}/code", json={"code": code}, headers=api.headers)
+    return httpx.post(
+        f"{api.base}/api/v1/auth/{transaction_id}/code", json={"code": code}, headers=api.headers
+    )
 
 
 def test_code_mode_wrong_codes_deny(server: Server) -> None:
@@ -155,9 +180,20 @@ def test_pending_json_fields(server: Server, tmp_path: Path) -> None:
     phone = state_file(server, "berk", tmp_path)
     api = Api(server, "portal")
     api.login("berk", PASSWORD, client_ip="10.1.2.3", user_agent="Edge")
-    listed = json.loads(server.cli("authenticator", "pending", "--state", str(phone), "--json").stdout)
-    expected = {"transaction_id", "application", "username", "client_ip", "location", "user_agent",
-                "created_at", "expires_at", "verification"}
+    listed = json.loads(
+        server.cli("authenticator", "pending", "--state", str(phone), "--json").stdout
+    )
+    expected = {
+        "transaction_id",
+        "application",
+        "username",
+        "client_ip",
+        "location",
+        "user_agent",
+        "created_at",
+        "expires_at",
+        "verification",
+    }
     assert expected <= set(listed[0])
     assert isinstance(listed[0]["transaction_id"], str)
     assert listed[0]["location"] == "private network"
@@ -171,8 +207,16 @@ def test_user_verification_required(server: Server, tmp_path: Path) -> None:
 
     first = api.login("ayşe").json()["transaction_id"]
     server.cli("authenticator", "pending", "--state", str(phone))
-    wrong_pin = server.cli("authenticator", "answer", "--state", str(phone), first, "--approve",
-                           stdin="0000\n", check=False)
+    wrong_pin = server.cli(
+        "authenticator",
+        "answer",
+        "--state",
+        str(phone),
+        first,
+        "--approve",
+        stdin="0000\n",
+        check=False,
+    )
     assert wrong_pin.returncode != 0
     assert api.status(first)["status"] == "pending"
 

@@ -25,15 +25,20 @@ def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.start_background()
-        log.info("http started listen=%s public_url=%s", runtime.settings.listen, runtime.settings.public_url)
+        log.info(
+            "http started listen=%s public_url=%s",
+            runtime.settings.listen,
+            runtime.settings.public_url,
+        )
         try:
             yield
         finally:
             await runtime.close()
             log.info("http stopped")
 
-    app = FastAPI(title="tapgate", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="tapgate", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(auth_router)
@@ -52,7 +57,9 @@ def create_app(runtime: Runtime) -> FastAPI:
             log.warning("not ready error=%s", exc)
             return JSONResponse({"status": "unavailable", "error": str(exc)[:200]}, status_code=503)
         if revision != head_revision():
-            return JSONResponse({"status": "unavailable", "error": "schema not current"}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "error": "schema not current"}, status_code=503
+            )
         return JSONResponse({"status": "ready"})
 
     app.add_middleware(BodyLimit)

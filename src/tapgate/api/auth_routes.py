@@ -74,11 +74,17 @@ async def bearer_application(request: Request, rt: RuntimeDep) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise RequestError("missing bearer token; get one from POST /oauth/token", "invalid_token", 401)
+        raise RequestError(
+            "missing bearer token; get one from POST /oauth/token", "invalid_token", 401
+        )
     async with rt.database.read() as session:
-        application = await application_for_token(session, rt.keyring, token.strip(), rt.clock.now())
+        application = await application_for_token(
+            session, rt.keyring, token.strip(), rt.clock.now()
+        )
     if application is None:
-        raise RequestError("bearer token is invalid or expired; request a new one", "invalid_token", 401)
+        raise RequestError(
+            "bearer token is invalid or expired; request a new one", "invalid_token", 401
+        )
     return application
 
 
@@ -91,7 +97,9 @@ async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
     raw = (await request.body()).decode("utf-8", "replace")
     form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
     if form.get("grant_type") != "client_credentials":
-        return error_response(400, "unsupported_grant_type", "grant_type must be client_credentials")
+        return error_response(
+            400, "unsupported_grant_type", "grant_type must be client_credentials"
+        )
     client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
@@ -102,28 +110,42 @@ async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
         user, _, password = decoded.partition(":")
         client_id, client_secret = unquote(user), unquote(password)
     if not client_id or not client_secret:
-        return error_response(401, "invalid_client", "client credentials missing", {"WWW-Authenticate": "Basic"})
+        return error_response(
+            401, "invalid_client", "client credentials missing", {"WWW-Authenticate": "Basic"}
+        )
     async with rt.database.write() as session:
         issued = await issue_token(session, rt.keyring, client_id, client_secret, rt.clock.now())
     if issued is None:
         log.info("token request rejected client_id=%s", client_id[:64])
-        return error_response(401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": "Basic"})
+        return error_response(
+            401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": "Basic"}
+        )
     access_token, lifetime = issued
-    return JSONResponse({"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime},
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.post("/api/v1/auth", tags=["auth"])
-async def start_auth(body: AuthStart, request: Request, rt: RuntimeDep, application: ApplicationDep) -> JSONResponse:
+async def start_auth(
+    body: AuthStart, request: Request, rt: RuntimeDep, application: ApplicationDep
+) -> JSONResponse:
     """Start a login; 202 with a pending transaction, or 200 with a final status at once."""
     login_request = LoginRequest(
-        application=application, username=body.username,
+        application=application,
+        username=body.username,
         password=Secret(body.password) if body.password is not None else None,
-        client_ip=body.client_ip, user_agent=body.user_agent, source=f"api:{application}",
+        client_ip=body.client_ip,
+        user_agent=body.user_agent,
+        source=f"api:{application}",
         language=pick_language(request.headers.get("accept-language")),
     )
     status = await rt.login.start_login(login_request)
-    return JSONResponse(status_body(status, include_number=True), status_code=202 if status.status == "pending" else 200)
+    return JSONResponse(
+        status_body(status, include_number=True),
+        status_code=202 if status.status == "pending" else 200,
+    )
 
 
 async def _owned_status(rt: Runtime, application: str, transaction_id: str) -> LoginStatus:
@@ -142,7 +164,9 @@ TransactionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 @router.get("/api/v1/auth/{transaction_id}", tags=["auth"])
 async def auth_status(
-    transaction_id: TransactionId, rt: RuntimeDep, application: ApplicationDep,
+    transaction_id: TransactionId,
+    rt: RuntimeDep,
+    application: ApplicationDep,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> JSONResponse:
     """Return the status; with `wait`, hold the request until it changes or the seconds pass."""
@@ -163,7 +187,9 @@ async def auth_code(
 
 
 @router.delete("/api/v1/auth/{transaction_id}", tags=["auth"])
-async def auth_cancel(transaction_id: TransactionId, rt: RuntimeDep, application: ApplicationDep) -> JSONResponse:
+async def auth_cancel(
+    transaction_id: TransactionId, rt: RuntimeDep, application: ApplicationDep
+) -> JSONResponse:
     """Cancel a pending login (the user closed the login page)."""
     await _owned_status(rt, application, transaction_id)
     await rt.login.cancel(transaction_id)

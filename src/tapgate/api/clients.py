@@ -27,16 +27,34 @@ class NewClient:
     client_secret: str
 
 
-async def add_client(session: AsyncSession, keyring: KeyRing, application: str, now: datetime, actor: str) -> NewClient:
-    app = (await session.scalars(select(ApplicationRow).where(ApplicationRow.name == application))).first()
+async def add_client(
+    session: AsyncSession, keyring: KeyRing, application: str, now: datetime, actor: str
+) -> NewClient:
+    app = (
+        await session.scalars(select(ApplicationRow).where(ApplicationRow.name == application))
+    ).first()
     if app is None:
-        raise NotFoundError(f"application {application!r} does not exist; create it with tapgate apply")
+        raise NotFoundError(
+            f"application {application!r} does not exist; create it with tapgate apply"
+        )
     client_id = "tg_" + secrets.token_urlsafe(12)
     client_secret = secrets.token_urlsafe(32)
-    session.add(ApiClientRow(client_id=client_id, secret_hash=keyring.hash_token(client_secret),
-                             application=application, created_at=now))
-    await record_audit(session, "admin_change", application=application, actor=actor, outcome="applied",
-                       details={"change": f"created API client {client_id}"})
+    session.add(
+        ApiClientRow(
+            client_id=client_id,
+            secret_hash=keyring.hash_token(client_secret),
+            application=application,
+            created_at=now,
+        )
+    )
+    await record_audit(
+        session,
+        "admin_change",
+        application=application,
+        actor=actor,
+        outcome="applied",
+        details={"change": f"created API client {client_id}"},
+    )
     return NewClient(client_id, client_secret)
 
 
@@ -46,15 +64,27 @@ async def issue_token(
     """Return (access token, lifetime seconds) for valid credentials, else None."""
     client = await session.get(ApiClientRow, client_id[:64])
     expected = client.secret_hash if client is not None else keyring.hash_token("")
-    if not hmac.compare_digest(keyring.hash_token(client_secret), expected) or client is None or client.revoked_at:
+    if (
+        not hmac.compare_digest(keyring.hash_token(client_secret), expected)
+        or client is None
+        or client.revoked_at
+    ):
         return None
     token = secrets.token_urlsafe(32)
-    session.add(AccessTokenRow(token_hash=keyring.hash_token(token), client_id=client.client_id,
-                               application=client.application, expires_at=now + TOKEN_LIFETIME))
+    session.add(
+        AccessTokenRow(
+            token_hash=keyring.hash_token(token),
+            client_id=client.client_id,
+            application=client.application,
+            expires_at=now + TOKEN_LIFETIME,
+        )
+    )
     return token, int(TOKEN_LIFETIME.total_seconds())
 
 
-async def application_for_token(session: AsyncSession, keyring: KeyRing, token: str, now: datetime) -> str | None:
+async def application_for_token(
+    session: AsyncSession, keyring: KeyRing, token: str, now: datetime
+) -> str | None:
     row = await session.get(AccessTokenRow, keyring.hash_token(token))
     if row is None or row.expires_at <= now:
         return None

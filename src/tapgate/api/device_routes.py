@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from tapgate.api.auth_routes import RuntimeDep
 from tapgate.crypto.signing import public_key_to_text
+from tapgate.devices.confirmation import hold_for_confirmation
 from tapgate.devices.enrollment import complete_enrollment
 from tapgate.devices.requests import authenticate_device
 from tapgate.errors import RequestError
@@ -42,8 +43,12 @@ def _client_ip(request: Request) -> str | None:
 
 async def signed_device(request: Request, rt: RuntimeDep) -> DeviceRow:
     return await authenticate_device(
-        rt.database, request.headers.get("authorization"), audience=rt.settings.public_url,
-        method=request.method, path=request.url.path, now=rt.clock.now(),
+        rt.database,
+        request.headers.get("authorization"),
+        audience=rt.settings.public_url,
+        method=request.method,
+        path=request.url.path,
+        now=rt.clock.now(),
     )
 
 
@@ -62,18 +67,29 @@ async def enroll(request: Request, rt: RuntimeDep) -> JSONResponse:
         device = await complete_enrollment(
             session, rt.keyring, rt.settings.public_url, body, rt.clock.now(), _client_ip(request)
         )
+        # A web page that issued the enrollment waits for this code; the device stays on hold
+        # until the person there types it.
+        confirmation = await hold_for_confirmation(session, rt.keyring, device, rt.clock.now())
     log.info("device enrolled device=%s user=%s", device.id, device.username)
-    return JSONResponse({
-        "device_id": device.id, "username": device.username, "auth_profile": device.auth_profile,
-        "server_signing_key": server_key_text(rt), "public_url": rt.settings.public_url,
-    }, status_code=201)
+    response: dict[str, Any] = {
+        "device_id": device.id,
+        "username": device.username,
+        "auth_profile": device.auth_profile,
+        "server_signing_key": server_key_text(rt),
+        "public_url": rt.settings.public_url,
+    }
+    if confirmation is not None:
+        response["confirmation_code"] = confirmation
+    return JSONResponse(response, status_code=201)
 
 
 @router.get("/challenges")
 async def challenges(rt: RuntimeDep, device: DeviceDep) -> JSONResponse:
     """Return every open challenge of the device's user (signed polling)."""
     rows = await open_challenges(rt.login, device)
-    return JSONResponse({"challenges": [signed_challenge(rt.keyring, rt.settings.public_url, r) for r in rows]})
+    return JSONResponse(
+        {"challenges": [signed_challenge(rt.keyring, rt.settings.public_url, r) for r in rows]}
+    )
 
 
 @router.get("/stream")
@@ -86,7 +102,10 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
         try:
             yield b": connected\n\n"
             for row in backlog:
-                envelope = {"event": "challenge", **signed_challenge(rt.keyring, rt.settings.public_url, row)}
+                envelope = {
+                    "event": "challenge",
+                    **signed_challenge(rt.keyring, rt.settings.public_url, row),
+                }
                 yield _sse(envelope)
             while True:
                 try:
@@ -100,8 +119,11 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
         finally:
             rt.hub.disconnect(device.id, queue)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -114,7 +136,9 @@ async def answer(request: Request, rt: RuntimeDep) -> JSONResponse:
     body = await _json_body(request)
     message, signature = body.get("message"), body.get("signature")
     if not isinstance(message, dict) or not isinstance(signature, str):
-        raise RequestError("body must be {\"message\": {...}, \"signature\": \"...\"}", "invalid_request", 400)
+        raise RequestError(
+            'body must be {"message": {...}, "signature": "..."}', "invalid_request", 400
+        )
     device_id = message.get("device_id")
     if not isinstance(device_id, str) or len(device_id) > 64:
         raise RequestError("message.device_id is missing", "invalid_request", 400)

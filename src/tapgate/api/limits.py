@@ -55,6 +55,14 @@ class BodyLimit:
 async def _reject(send: Send, limit: int) -> None:
     body: dict[str, Any] = {"error": "too_large", "message": f"request body exceeds {limit} bytes"}
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tapgate.authenticator.state import DeviceState
 from tapgate.crypto.signing import (
     BadSignature,
     b64url_encode,
@@ -25,7 +26,6 @@ from tapgate.crypto.signing import (
 )
 from tapgate.devices.protocol import DEVICE_AUTH_SCHEME as SCHEME
 from tapgate.devices.protocol import ENROLLMENT_PATH
-from tapgate.authenticator.state import DeviceState
 from tapgate.errors import ConfigError
 
 TIMEOUT = httpx.Timeout(10.0, read=30.0)
@@ -52,17 +52,34 @@ def enroll(url: str, name: str, platform: str = "tapgate-cli") -> DeviceState:
     agreement = new_private_key()
     signing_text = public_key_to_text(signing.public_key())
     agreement_text = public_key_to_text(agreement.public_key())
-    proof_message = {"v": 1, "aud": public_url, "type": "enroll", "token": token,
-                     "signing_key": signing_text, "agreement_key": agreement_text}
-    body = {"token": token, "signing_key": signing_text, "agreement_key": agreement_text, "name": name,
-            "platform": platform, "delivery": {"direct": True}, "proof": sign(signing, proof_message)}
+    proof_message = {
+        "v": 1,
+        "aud": public_url,
+        "type": "enroll",
+        "token": token,
+        "signing_key": signing_text,
+        "agreement_key": agreement_text,
+    }
+    body = {
+        "token": token,
+        "signing_key": signing_text,
+        "agreement_key": agreement_text,
+        "name": name,
+        "platform": platform,
+        "delivery": {"direct": True},
+        "proof": sign(signing, proof_message),
+    }
     response = httpx.post(f"{public_url}/device/v1/enroll", json=body, timeout=TIMEOUT)
     if response.status_code != 201:
         raise ProtocolError(f"enrollment failed: HTTP {response.status_code} {_message(response)}")
     data = response.json()
     return DeviceState(
-        public_url=public_url, device_id=data["device_id"], username=data["username"], name=name,
-        signing_key=private_key_to_text(signing), agreement_key=private_key_to_text(agreement),
+        public_url=public_url,
+        device_id=data["device_id"],
+        username=data["username"],
+        name=name,
+        signing_key=private_key_to_text(signing),
+        agreement_key=private_key_to_text(agreement),
         server_signing_key=data["server_signing_key"],
         confirmation_code=data.get("confirmation_code"),
     )
@@ -76,8 +93,15 @@ def _message(response: httpx.Response) -> str:
 
 
 def request_header(state: DeviceState, method: str, path: str) -> str:
-    payload = {"v": 1, "aud": state.public_url, "iat": int(time.time()), "device_id": state.device_id,
-               "nonce": secrets.token_urlsafe(16), "method": method, "path": path}
+    payload = {
+        "v": 1,
+        "aud": state.public_url,
+        "iat": int(time.time()),
+        "device_id": state.device_id,
+        "nonce": secrets.token_urlsafe(16),
+        "method": method,
+        "path": path,
+    }
     signature = sign(private_key_from_text(state.signing_key), payload)
     return f"{SCHEME} {b64url_encode(canonical(payload))}.{signature}"
 
@@ -92,7 +116,11 @@ def verify_challenge(state: DeviceState, envelope: dict[str, Any]) -> dict[str, 
     if not isinstance(message, dict):
         raise ProtocolError("challenge without a message")
     try:
-        verify(public_key_from_text(state.server_signing_key), message, str(envelope.get("signature", "")))
+        verify(
+            public_key_from_text(state.server_signing_key),
+            message,
+            str(envelope.get("signature", "")),
+        )
     except BadSignature as exc:
         raise ProtocolError("challenge signature does not match the pinned server key") from exc
     if message.get("aud") != state.public_url:
@@ -102,8 +130,11 @@ def verify_challenge(state: DeviceState, envelope: dict[str, Any]) -> dict[str, 
 
 def fetch_challenges(state: DeviceState) -> list[dict[str, Any]]:
     path = _path(state, "/device/v1/challenges")
-    response = httpx.get(state.public_url + "/device/v1/challenges",
-                         headers={"Authorization": request_header(state, "GET", path)}, timeout=TIMEOUT)
+    response = httpx.get(
+        state.public_url + "/device/v1/challenges",
+        headers={"Authorization": request_header(state, "GET", path)},
+        timeout=TIMEOUT,
+    )
     if response.status_code != 200:
         raise ProtocolError(f"polling failed: HTTP {response.status_code} {_message(response)}")
     return [verify_challenge(state, envelope) for envelope in response.json()["challenges"]]
@@ -113,8 +144,12 @@ def stream_events(state: DeviceState) -> Iterator[dict[str, Any]]:
     """Yield events from the direct stream until it drops (the caller reconnects)."""
     path = _path(state, "/device/v1/stream")
     headers = {"Authorization": request_header(state, "GET", path), "Accept": "text/event-stream"}
-    with httpx.stream("GET", state.public_url + "/device/v1/stream", headers=headers,
-                      timeout=httpx.Timeout(10.0, read=60.0)) as response:
+    with httpx.stream(
+        "GET",
+        state.public_url + "/device/v1/stream",
+        headers=headers,
+        timeout=httpx.Timeout(10.0, read=60.0),
+    ) as response:
         if response.status_code != 200:
             raise ProtocolError(f"stream rejected: HTTP {response.status_code}")
         for line in response.iter_lines():
@@ -129,13 +164,21 @@ def send_answer(
     state: DeviceState, challenge: dict[str, Any], decision: str, *, number: str | None, uv: bool
 ) -> dict[str, Any]:
     message: dict[str, Any] = {
-        "v": 1, "aud": state.public_url, "iat": int(time.time()), "device_id": state.device_id,
-        "transaction_id": challenge["transaction_id"], "nonce": challenge["nonce"],
-        "decision": decision, "uv": uv,
+        "v": 1,
+        "aud": state.public_url,
+        "iat": int(time.time()),
+        "device_id": state.device_id,
+        "transaction_id": challenge["transaction_id"],
+        "nonce": challenge["nonce"],
+        "decision": decision,
+        "uv": uv,
     }
     if number is not None:
         message["number"] = number
-    body = {"message": message, "signature": sign(private_key_from_text(state.signing_key), message)}
+    body = {
+        "message": message,
+        "signature": sign(private_key_from_text(state.signing_key), message),
+    }
     response = httpx.post(state.public_url + "/device/v1/answer", json=body, timeout=TIMEOUT)
     if response.status_code not in (200, 409):
         raise ProtocolError(f"answer failed: HTTP {response.status_code} {_message(response)}")

@@ -42,7 +42,9 @@ def load_state(path: Path) -> DeviceState:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"state file {path} not found; enroll first with tapgate authenticator enroll URL --state {path}") from exc
+        raise ConfigError(
+            f"state file {path} not found; enroll first with tapgate authenticator enroll URL --state {path}"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"state file {path} is unreadable or not JSON: {exc}") from exc
     try:
@@ -56,7 +58,9 @@ def create_state(path: Path, state: DeviceState) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
-        raise ConfigError(f"state file {path} already exists; pick another path or delete it first") from exc
+        raise ConfigError(
+            f"state file {path} already exists; pick another path or delete it first"
+        ) from exc
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(asdict(state), handle, ensure_ascii=False, indent=1)
 

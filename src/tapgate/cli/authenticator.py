@@ -14,22 +14,45 @@ import httpx
 
 from tapgate.authenticator.device import (
     ProtocolError,
-    enroll as enroll_device,
     fetch_challenges,
     send_answer,
     stream_events,
+)
+from tapgate.authenticator.device import (
+    enroll as enroll_device,
 )
 from tapgate.authenticator.state import DeviceState, create_state, load_state, save_state
 from tapgate.cli.common import fail, handle_errors
 from tapgate.directory.passwords import _hasher
 
 log = logging.getLogger("tapgate.authenticator")
-state_option = click.option("--state", "state_file", required=True, type=click.Path(dir_okay=False),
-                            help="State file with this device's keys (created with mode 0600).")
-config_ignored = click.option("--config", "config_file", default=None, hidden=True,
-                              help="Accepted for symmetry; the authenticator reads only its state file.")
-PENDING_FIELDS = ("transaction_id", "application", "username", "client_ip", "location", "user_agent",
-                  "created_at", "expires_at", "verification", "number_digits", "require_user_verification")
+state_option = click.option(
+    "--state",
+    "state_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="State file with this device's keys (created with mode 0600).",
+)
+config_ignored = click.option(
+    "--config",
+    "config_file",
+    default=None,
+    hidden=True,
+    help="Accepted for symmetry; the authenticator reads only its state file.",
+)
+PENDING_FIELDS = (
+    "transaction_id",
+    "application",
+    "username",
+    "client_ip",
+    "location",
+    "user_agent",
+    "created_at",
+    "expires_at",
+    "verification",
+    "number_digits",
+    "require_user_verification",
+)
 
 
 @click.group()
@@ -40,8 +63,14 @@ def authenticator() -> None:
 @authenticator.command("enroll")
 @click.argument("url")
 @state_option
-@click.option("--name", default="tapgate CLI", show_default=True, help="Device name shown to the user.")
-@click.option("--pin-stdin", is_flag=True, help="Read a local PIN from standard input, asked before approvals that need user verification.")
+@click.option(
+    "--name", default="tapgate CLI", show_default=True, help="Device name shown to the user."
+)
+@click.option(
+    "--pin-stdin",
+    is_flag=True,
+    help="Read a local PIN from standard input, asked before approvals that need user verification.",
+)
 @config_ignored
 @handle_errors
 def enroll(url: str, state_file: str, name: str, pin_stdin: bool, config_file: str | None) -> None:
@@ -63,6 +92,8 @@ def enroll(url: str, state_file: str, name: str, pin_stdin: bool, config_file: s
     state.pin_hash = pin_hash
     create_state(path, state)
     click.echo(f"enrolled device {state.device_id} for {state.username} at {state.public_url}")
+    if state.confirmation_code:
+        click.echo(f"confirmation code: {state.confirmation_code}")
 
 
 def _row(message: dict[str, Any]) -> dict[str, Any]:
@@ -95,13 +126,23 @@ def pending(state_file: str, as_json: bool, config_file: str | None) -> None:
 
 def _show(message: dict[str, Any]) -> None:
     click.echo(f"Login request {message['transaction_id']}", err=True)
-    click.echo(f"  application: {message.get('application')}   user: {message.get('username')}", err=True)
-    click.echo(f"  time: {message.get('created_at')}   from: {message.get('client_ip')} ({message.get('location')})", err=True)
-    click.echo(f"  browser: {message.get('user_agent') or '-'}   expires: {message.get('expires_at')}", err=True)
+    click.echo(
+        f"  application: {message.get('application')}   user: {message.get('username')}", err=True
+    )
+    click.echo(
+        f"  time: {message.get('created_at')}   from: {message.get('client_ip')} ({message.get('location')})",
+        err=True,
+    )
+    click.echo(
+        f"  browser: {message.get('user_agent') or '-'}   expires: {message.get('expires_at')}",
+        err=True,
+    )
 
 
 def _decision(approve: bool, deny: bool, fraud: bool) -> str | None:
-    chosen = [name for name, flag in (("approve", approve), ("deny", deny), ("fraud", fraud)) if flag]
+    chosen = [
+        name for name, flag in (("approve", approve), ("deny", deny), ("fraud", fraud)) if flag
+    ]
     if len(chosen) > 1:
         fail("give only one of --approve, --deny, --fraud")
     return chosen[0] if chosen else None
@@ -112,7 +153,9 @@ def _user_verification(state: DeviceState, message: dict[str, Any], decision: st
     if decision != "approve" or not message.get("require_user_verification"):
         return False
     if state.pin_hash is None:
-        click.echo("warning: this login needs a PIN unlock but this authenticator has no PIN", err=True)
+        click.echo(
+            "warning: this login needs a PIN unlock but this authenticator has no PIN", err=True
+        )
         return False
     if not sys.stdin.isatty():
         pin = sys.stdin.readline().strip()
@@ -125,13 +168,17 @@ def _user_verification(state: DeviceState, message: dict[str, Any], decision: st
         return False
 
 
-def _answer(state: DeviceState, message: dict[str, Any], decision: str, number: str | None) -> dict[str, Any]:
+def _answer(
+    state: DeviceState, message: dict[str, Any], decision: str, number: str | None
+) -> dict[str, Any]:
     if decision == "approve" and message.get("verification") == "number" and number is None:
         if not sys.stdin.isatty():
             fail("this login needs the number shown on the login screen; pass --number N")
         number = click.prompt("Number shown on the login screen").strip()
     uv = _user_verification(state, message, decision)
-    return send_answer(state, message, decision, number=number if decision == "approve" else None, uv=uv)
+    return send_answer(
+        state, message, decision, number=number if decision == "approve" else None, uv=uv
+    )
 
 
 @authenticator.command("answer")
@@ -143,8 +190,15 @@ def _answer(state: DeviceState, message: dict[str, Any], decision: str, number: 
 @click.option("--number", default=None, help="The number shown on the login screen (number mode).")
 @config_ignored
 @handle_errors
-def answer(state_file: str, transaction_id: str, approve: bool, deny: bool, fraud: bool, number: str | None,
-           config_file: str | None) -> None:
+def answer(
+    state_file: str,
+    transaction_id: str,
+    approve: bool,
+    deny: bool,
+    fraud: bool,
+    number: str | None,
+    config_file: str | None,
+) -> None:
     """Answer one challenge; in code mode the last line printed is the code to type."""
     decision = _decision(approve, deny, fraud)
     if decision is None:
@@ -153,8 +207,8 @@ def answer(state_file: str, transaction_id: str, approve: bool, deny: bool, frau
     path = Path(state_file)
     state = load_state(path)
     try:
-        for message in fetch_challenges(state):
-            state.remember(message)
+        for fetched in fetch_challenges(state):
+            state.remember(fetched)
     except (ProtocolError, httpx.HTTPError) as exc:
         click.echo(f"warning: could not refresh challenges: {exc}", err=True)
     save_state(path, state)
@@ -177,12 +231,16 @@ def answer(state_file: str, transaction_id: str, approve: bool, deny: bool, frau
 
 @authenticator.command("listen")
 @state_option
-@click.option("--approve", is_flag=True, help="Approve every challenge without asking (scripts and tests).")
+@click.option(
+    "--approve", is_flag=True, help="Approve every challenge without asking (scripts and tests)."
+)
 @click.option("--deny", is_flag=True, help="Deny every challenge without asking.")
 @click.option("--fraud", is_flag=True, help="Report every challenge as fraud without asking.")
 @config_ignored
 @handle_errors
-def listen(state_file: str, approve: bool, deny: bool, fraud: bool, config_file: str | None) -> None:
+def listen(
+    state_file: str, approve: bool, deny: bool, fraud: bool, config_file: str | None
+) -> None:
     """Hold the device's connection and answer each challenge as it arrives."""
     automatic = _decision(approve, deny, fraud)
     if automatic:
@@ -201,19 +259,28 @@ def listen(state_file: str, approve: bool, deny: bool, fraud: bool, config_file:
                 if message["transaction_id"] in answered:
                     continue
                 _show(message)
-                decision = automatic or click.prompt("approve, deny or fraud", type=click.Choice(["approve", "deny", "fraud"]))
+                decision = automatic or click.prompt(
+                    "approve, deny or fraud", type=click.Choice(["approve", "deny", "fraud"])
+                )
                 number = None
                 if decision == "approve" and message.get("verification") == "number" and automatic:
-                    click.echo("warning: number mode needs the number from the login screen; cannot approve automatically", err=True)
+                    click.echo(
+                        "warning: number mode needs the number from the login screen; cannot approve automatically",
+                        err=True,
+                    )
                     decision = "deny"
                 result = _answer(state, message, decision, number)
                 answered.add(message["transaction_id"])
-                click.echo(f"{decision}: transaction {message['transaction_id']} is {result.get('status')}")
+                click.echo(
+                    f"{decision}: transaction {message['transaction_id']} is {result.get('status')}"
+                )
                 if result.get("code"):
                     click.echo(result["code"])
         except KeyboardInterrupt:
             return
         except (ProtocolError, httpx.HTTPError, ValueError) as exc:
-            log.warning("stream dropped, reconnecting in %.0f s error=%s", delay, exc or type(exc).__name__)
+            log.warning(
+                "stream dropped, reconnecting in %.0f s error=%s", delay, exc or type(exc).__name__
+            )
         time.sleep(delay)
         delay = min(delay * 2, 30.0)

@@ -19,7 +19,10 @@ from tapgate.store.migrate import upgrade
 T = TypeVar("T")
 
 config_option = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Settings file (YAML); default: TAPGATE_CONFIG, else the embedded default.",
 )
 

@@ -25,12 +25,16 @@ async def explain_user(context: Context, username: str, application: str | None)
             if user is not None:
                 result = explain(methods, user, snapshot.routes, snapshot.policies)
                 return {"username": user.username, "auth_profile": user.auth_profile, **result}
-        raise NotFoundError(f"no auth profile of {application or 'the method push'} knows user {username!r}")
+        raise NotFoundError(
+            f"no auth profile of {application or 'the method push'} knows user {username!r}"
+        )
     finally:
         await cache.close()
 
 
-async def test_auth_profile(context: Context, name: str, username: str, password: str | None) -> tuple[list[str], bool]:
+async def test_auth_profile(
+    context: Context, name: str, username: str, password: str | None
+) -> tuple[list[str], bool]:
     cache = ObjectCache(context.database, context.keyring, SystemClock())
     lines: list[str] = []
     try:

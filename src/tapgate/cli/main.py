@@ -20,7 +20,19 @@ def cli() -> None:
     setup_logging("WARNING")
 
 
-for command in (serve, db, apply_command, export_command, policy, auth_profile, user, client, enroll, audit, authenticator):
+for command in (
+    serve,
+    db,
+    apply_command,
+    export_command,
+    policy,
+    auth_profile,
+    user,
+    client,
+    enroll,
+    audit,
+    authenticator,
+):
     cli.add_command(command)
 
 

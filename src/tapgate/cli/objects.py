@@ -38,7 +38,9 @@ def apply_command(file: str, prune: bool, config_file: str | None) -> None:
 
     async def body(context: Context) -> list[str]:
         async with context.database.write() as session:
-            return await apply_objects(session, context.keyring, incoming, prune=prune, actor="tapgate apply")
+            return await apply_objects(
+                session, context.keyring, incoming, prune=prune, actor="tapgate apply"
+            )
 
     changes = run(with_context(config_file, body))
     for change in changes:
@@ -68,23 +70,35 @@ def policy() -> None:
 
 @policy.command("explain")
 @click.argument("username")
-@click.option("--application", default=None, help="Application whose methods decide (default: the method push).")
+@click.option(
+    "--application",
+    default=None,
+    help="Application whose methods decide (default: the method push).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option
 @handle_errors
-def policy_explain(username: str, application: str | None, as_json: bool, config_file: str | None) -> None:
+def policy_explain(
+    username: str, application: str | None, as_json: bool, config_file: str | None
+) -> None:
     """Show the method and push profile USERNAME gets, and why."""
     from tapgate.cli.explain import explain_user
 
-    result = run(with_context(config_file, lambda context: explain_user(context, username, application)))
+    result = run(
+        with_context(config_file, lambda context: explain_user(context, username, application))
+    )
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
         return
     click.echo(f"user: {result.get('username')} (auth profile {result.get('auth_profile')})")
-    click.echo(f"method: {result['method']}  push profile: {result['push_profile']}  policy: {result['policy']}")
+    click.echo(
+        f"method: {result['method']}  push profile: {result['push_profile']}  policy: {result['policy']}"
+    )
     for evaluation in result["evaluations"]:
         mark = "match" if evaluation["matched"] else "no match"
-        click.echo(f"  {evaluation['position']}. {evaluation['push_profile']}: {mark}: {evaluation['explanation']}")
+        click.echo(
+            f"  {evaluation['position']}. {evaluation['push_profile']}: {mark}: {evaluation['explanation']}"
+        )
 
 
 @click.group("auth-profile")
@@ -95,15 +109,23 @@ def auth_profile() -> None:
 @auth_profile.command("test")
 @click.argument("name")
 @click.argument("username")
-@click.option("--password-stdin", is_flag=True, help="Read a password from standard input and check it.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read a password from standard input and check it."
+)
 @config_option
 @handle_errors
-def auth_profile_test(name: str, username: str, password_stdin: bool, config_file: str | None) -> None:
+def auth_profile_test(
+    name: str, username: str, password_stdin: bool, config_file: str | None
+) -> None:
     """Look USERNAME up in auth profile NAME and print what it returns."""
     from tapgate.cli.explain import test_auth_profile
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
-    lines, ok = run(with_context(config_file, lambda context: test_auth_profile(context, name, username, password)))
+    lines, ok = run(
+        with_context(
+            config_file, lambda context: test_auth_profile(context, name, username, password)
+        )
+    )
     for line in lines:
         click.echo(line)
     if not ok:

@@ -49,8 +49,15 @@ async def _serve(settings: object) -> None:
 
         radius_server = await start_radius(runtime)
     app = create_app(runtime)
-    config = uvicorn.Config(app, host=settings.listen.host, port=settings.listen.port,
-                            log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app,
+        host=settings.listen.host,
+        port=settings.listen.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+    )
     server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -61,7 +68,9 @@ async def _serve(settings: object) -> None:
         if radius_server is not None:
             await radius_server.stop()
     if not server.started:
-        raise ConfigError(f"could not listen on {settings.listen}; is another process using the port?")
+        raise ConfigError(
+            f"could not listen on {settings.listen}; is another process using the port?"
+        )
 
 
 @click.group()
@@ -76,4 +85,6 @@ def db_upgrade(config_file: str | None) -> None:
     """Apply pending schema migrations (safe when several nodes run it at once)."""
     settings = load_settings(config_file)
     before, after = upgrade(settings.database_url)
-    click.echo(f"schema at {after}" + (f" (was {before})" if before != after else " (already current)"))
+    click.echo(
+        f"schema at {after}" + (f" (was {before})" if before != after else " (already current)")
+    )

@@ -10,7 +10,7 @@ import click
 import segno
 
 from tapgate.api.clients import add_client
-from tapgate.audit import audit_to_dict, list_audit
+from tapgate.audit import audit_to_dict, list_audit, record_audit
 from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
 from tapgate.clock import SystemClock
 from tapgate.devices.enrollment import IssuedEnrollment, issue_enrollment
@@ -19,7 +19,6 @@ from tapgate.directory.local import NewLocalUser, add_local_user
 from tapgate.errors import NotFoundError, ObjectError
 from tapgate.objects.runtime import ObjectCache
 from tapgate.secret import Secret
-from tapgate.audit import record_audit
 
 
 @click.group()
@@ -29,8 +28,12 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--auth-profile", "auth_profile", required=True, help="Local auth profile to add the user to.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (one line).")
+@click.option(
+    "--auth-profile", "auth_profile", required=True, help="Local auth profile to add the user to."
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (one line)."
+)
 @click.option("--first-name", default=None)
 @click.option("--last-name", default=None)
 @click.option("--email", default=None)
@@ -40,8 +43,16 @@ def user() -> None:
 @config_option
 @handle_errors
 def user_add(
-    username: str, auth_profile: str, password_stdin: bool, first_name: str | None, last_name: str | None,
-    email: str | None, mobile: str | None, groups: tuple[str, ...], expires: str | None, config_file: str | None,
+    username: str,
+    auth_profile: str,
+    password_stdin: bool,
+    first_name: str | None,
+    last_name: str | None,
+    email: str | None,
+    mobile: str | None,
+    groups: tuple[str, ...],
+    expires: str | None,
+    config_file: str | None,
 ) -> None:
     """Add USERNAME to a local auth profile; without --password-stdin the user has no password."""
     password = None
@@ -56,15 +67,30 @@ def user_add(
             expires_at = datetime.fromisoformat(expires).replace(tzinfo=UTC)
         except ValueError as exc:
             raise ObjectError(f"--expires {expires!r} is not a date; use YYYY-MM-DD") from exc
-    new = NewLocalUser(username=username, password=password, first_name=first_name, last_name=last_name,
-                       email=email, mobile=mobile, groups=groups, expires_at=expires_at)
+    new = NewLocalUser(
+        username=username,
+        password=password,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        mobile=mobile,
+        groups=groups,
+        expires_at=expires_at,
+    )
 
     async def body(context: Context) -> str:
         now = SystemClock().now()
         async with context.database.write() as session:
             row = await add_local_user(session, auth_profile, new, now)
-            await record_audit(session, "admin_change", username=row.username, auth_profile=auth_profile,
-                               actor="tapgate user add", outcome="applied", details={"change": "created user"})
+            await record_audit(
+                session,
+                "admin_change",
+                username=row.username,
+                auth_profile=auth_profile,
+                actor="tapgate user add",
+                outcome="applied",
+                details={"change": "created user"},
+            )
             return row.id
 
     user_id = run(with_context(config_file, body))
@@ -86,14 +112,18 @@ def client_add(application: str, as_json: bool, config_file: str | None) -> None
 
     async def body(context: Context) -> tuple[str, str]:
         async with context.database.write() as session:
-            created = await add_client(session, context.keyring, application, SystemClock().now(), "tapgate client add")
+            created = await add_client(
+                session, context.keyring, application, SystemClock().now(), "tapgate client add"
+            )
             return created.client_id, created.client_secret
 
     client_id, client_secret = run(with_context(config_file, body))
     if as_json:
         click.echo(json.dumps({"client_id": client_id, "client_secret": client_secret}))
     else:
-        click.echo(f"client_id: {client_id}\nclient_secret: {client_secret}\n(the secret is not shown again)")
+        click.echo(
+            f"client_id: {client_id}\nclient_secret: {client_secret}\n(the secret is not shown again)"
+        )
 
 
 async def find_user(context: Context, username: str, auth_profile: str | None) -> DirectoryUser:
@@ -111,34 +141,62 @@ async def find_user(context: Context, username: str, auth_profile: str | None) -
                 if problem is not None:
                     raise ObjectError(f"user {found.username!r} cannot enroll: {problem}")
                 return found
-        raise NotFoundError(f"user {username!r} not found in auth profiles {', '.join(names) or '(none)'}")
+        raise NotFoundError(
+            f"user {username!r} not found in auth profiles {', '.join(names) or '(none)'}"
+        )
     finally:
         await cache.close()
 
 
 @click.command()
 @click.argument("username")
-@click.option("--auth-profile", "auth_profile", default=None, help="Auth profile of the user (default: the first that knows them).")
+@click.option(
+    "--auth-profile",
+    "auth_profile",
+    default=None,
+    help="Auth profile of the user (default: the first that knows them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--qr", is_flag=True, help="Print the QR code in the terminal.")
-@click.option("--png", "png_file", type=click.Path(dir_okay=False), default=None, help="Write the QR code as PNG.")
+@click.option(
+    "--png",
+    "png_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the QR code as PNG.",
+)
 @config_option
 @handle_errors
-def enroll(username: str, auth_profile: str | None, as_json: bool, qr: bool, png_file: str | None, config_file: str | None) -> None:
+def enroll(
+    username: str,
+    auth_profile: str | None,
+    as_json: bool,
+    qr: bool,
+    png_file: str | None,
+    config_file: str | None,
+) -> None:
     """Issue a one-time enrollment for USERNAME and print its URL."""
 
     async def body(context: Context) -> IssuedEnrollment:
         found = await find_user(context, username, auth_profile)
         async with context.database.write() as session:
-            return await issue_enrollment(session, context.keyring, context.settings.public_url, found,
-                                          SystemClock().now(), issued_by="tapgate enroll")
+            return await issue_enrollment(
+                session,
+                context.keyring,
+                context.settings.public_url,
+                found,
+                SystemClock().now(),
+                issued_by="tapgate enroll",
+            )
 
     issued = run(with_context(config_file, body))
     code = segno.make(issued.url, error="m")
     if png_file:
         code.save(png_file, scale=6)
     if as_json:
-        click.echo(json.dumps({"enrollment_url": issued.url, "expires_at": issued.expires_at.isoformat()}))
+        click.echo(
+            json.dumps({"enrollment_url": issued.url, "expires_at": issued.expires_at.isoformat()})
+        )
         return
     click.echo(issued.url)
     click.echo(f"expires at {issued.expires_at.isoformat()}", err=True)
@@ -155,28 +213,45 @@ def _parse_since(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ObjectError(f"--since {value!r} is neither a duration (30m, 2h, 7d) nor an ISO time") from exc
+        raise ObjectError(
+            f"--since {value!r} is neither a duration (30m, 2h, 7d) nor an ISO time"
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @click.command()
 @click.option("--user", "username", default=None, help="Only records of this username.")
-@click.option("--since", default=None, help="Only records since an ISO time or a duration such as 2h.")
+@click.option(
+    "--since", default=None, help="Only records since an ISO time or a duration such as 2h."
+)
 @click.option("--outcome", default=None, help="Only records with this outcome.")
 @click.option("--event", default=None, help="Only records of this event.")
 @click.option("--limit", default=1000, show_default=True, help="Newest records to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @config_option
 @handle_errors
-def audit(username: str | None, since: str | None, outcome: str | None, event: str | None, limit: int,
-          as_json: bool, config_file: str | None) -> None:
+def audit(
+    username: str | None,
+    since: str | None,
+    outcome: str | None,
+    event: str | None,
+    limit: int,
+    as_json: bool,
+    config_file: str | None,
+) -> None:
     """List audit records, oldest first."""
     since_time = _parse_since(since)
 
     async def body(context: Context) -> list[dict[str, object]]:
         async with context.database.read() as session:
-            rows = await list_audit(session, username=username, since=since_time, outcome=outcome,
-                                    event=event, limit=limit)
+            rows = await list_audit(
+                session,
+                username=username,
+                since=since_time,
+                outcome=outcome,
+                event=event,
+                limit=limit,
+            )
             return [audit_to_dict(r) for r in rows]
 
     records = run(with_context(config_file, body))
@@ -184,5 +259,18 @@ def audit(username: str | None, since: str | None, outcome: str | None, event: s
         click.echo(json.dumps(records, ensure_ascii=False))
         return
     for record in records:
-        click.echo(" ".join(f"{k}={record[k]}" for k in ("time", "event", "username", "application",
-                                                        "transaction_id", "outcome", "reason") if record[k]))
+        click.echo(
+            " ".join(
+                f"{k}={record[k]}"
+                for k in (
+                    "time",
+                    "event",
+                    "username",
+                    "application",
+                    "transaction_id",
+                    "outcome",
+                    "reason",
+                )
+                if record[k]
+            )
+        )

@@ -47,7 +47,9 @@ def sign(key: ec.EllipticCurvePrivateKey, message: dict[str, Any]) -> str:
     """Sign the canonical form of `message`; return the raw r||s signature in base64url."""
     der = key.sign(canonical(message), ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
-    return b64url_encode(r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big"))
+    return b64url_encode(
+        r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big")
+    )
 
 
 def verify(public_key: ec.EllipticCurvePublicKey, message: dict[str, Any], signature: str) -> None:
@@ -65,7 +67,9 @@ def verify(public_key: ec.EllipticCurvePublicKey, message: dict[str, Any], signa
 
 def public_key_to_text(key: ec.EllipticCurvePublicKey) -> str:
     """Return the uncompressed SEC1 point of a P-256 key in base64url (65 bytes)."""
-    point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    point = key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
     return b64url_encode(point)
 
 

@@ -7,6 +7,7 @@ falls back to signed polling, which always returns every open challenge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from typing import Any
@@ -58,8 +59,6 @@ class DirectHub:
     def close_device(self, device_id: str) -> None:
         """End every stream of a device (revoked)."""
         for queue in list(self._streams.get(device_id, ())):
-            try:
+            with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
-            except asyncio.QueueFull:
-                pass
             self.disconnect(device_id, queue)

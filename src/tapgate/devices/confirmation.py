@@ -76,9 +76,11 @@ async def hold_for_confirmation(
     device, or None when the enrollment came from a command or an administrator and the device
     is active at once.
     """
-    issued_by = (await session.scalars(
-        select(EnrollmentRow.issued_by).where(EnrollmentRow.device_id == device.id)
-    )).first()
+    issued_by = (
+        await session.scalars(
+            select(EnrollmentRow.issued_by).where(EnrollmentRow.device_id == device.id)
+        )
+    ).first()
     if issued_by not in CONFIRMING_ISSUERS:
         return None
 
@@ -99,7 +101,11 @@ def _hold(device: DeviceRow) -> dict[str, Any]:
 
 
 async def confirm_device(
-    session: AsyncSession, keyring: KeyRing, device: DeviceRow, code: str, now: datetime,
+    session: AsyncSession,
+    keyring: KeyRing,
+    device: DeviceRow,
+    code: str,
+    now: datetime,
     source_ip: str | None,
 ) -> ConfirmationResult:
     """Check the typed `code` for a held device and release the hold when it matches.
@@ -112,12 +118,16 @@ async def confirm_device(
 
     hold = _hold(device)
     audit: dict[str, Any] = {
-        "username": device.username, "auth_profile": device.auth_profile, "device_id": device.id,
+        "username": device.username,
+        "auth_profile": device.auth_profile,
+        "device_id": device.id,
         "source_ip": source_ip,
     }
     if now >= device.created_at + ENROLLMENT_LIFETIME:
         device.delivery = {**device.delivery, "confirmation": {**hold, "state": FAILED}}
-        await record_audit(session, "enrollment", outcome="rejected", reason="confirmation expired", **audit)
+        await record_audit(
+            session, "enrollment", outcome="rejected", reason="confirmation expired", **audit
+        )
         return ConfirmationResult(EXPIRED)
 
     expected = confirmation_code(keyring, device.id)
@@ -132,9 +142,18 @@ async def confirm_device(
 
     attempts = int(hold.get("attempts", 0)) + 1
     state = FAILED if attempts >= MAX_ATTEMPTS else PENDING
-    device.delivery = {**device.delivery, "confirmation": {**hold, "state": state, "attempts": attempts}}
-    await record_audit(session, "enrollment", outcome="rejected", reason="wrong confirmation code",
-                       details={"attempts": attempts}, **audit)
+    device.delivery = {
+        **device.delivery,
+        "confirmation": {**hold, "state": state, "attempts": attempts},
+    }
+    await record_audit(
+        session,
+        "enrollment",
+        outcome="rejected",
+        reason="wrong confirmation code",
+        details={"attempts": attempts},
+        **audit,
+    )
     if state == FAILED:
         return ConfirmationResult(TOO_MANY_ATTEMPTS)
     return ConfirmationResult(WRONG_CODE, MAX_ATTEMPTS - attempts)

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.audit import record_audit
 from tapgate.crypto.signing import BadSignature, public_key_from_text, verify
+from tapgate.devices.protocol import ENROLLMENT_PATH
 from tapgate.directory.base import DirectoryUser
 from tapgate.errors import DeviceAuthError, RequestError
-from tapgate.devices.protocol import ENROLLMENT_PATH
 from tapgate.keys import KeyRing
 from tapgate.store.models import DeviceRow, EnrollmentRow
 
@@ -39,25 +39,49 @@ class IssuedEnrollment:
 
 
 async def issue_enrollment(
-    session: AsyncSession, keyring: KeyRing, public_url: str, user: DirectoryUser, now: datetime,
-    issued_by: str, source_ip: str | None = None,
+    session: AsyncSession,
+    keyring: KeyRing,
+    public_url: str,
+    user: DirectoryUser,
+    now: datetime,
+    issued_by: str,
+    source_ip: str | None = None,
 ) -> IssuedEnrollment:
     """Create a new enrollment token for `user`, voiding any earlier unused one."""
     await session.execute(
         update(EnrollmentRow)
-        .where(EnrollmentRow.auth_profile == user.auth_profile, EnrollmentRow.user_id == user.user_id,
-               EnrollmentRow.used_at.is_(None), EnrollmentRow.expires_at > now)
+        .where(
+            EnrollmentRow.auth_profile == user.auth_profile,
+            EnrollmentRow.user_id == user.user_id,
+            EnrollmentRow.used_at.is_(None),
+            EnrollmentRow.expires_at > now,
+        )
         .values(expires_at=now)
     )
     token = secrets.token_urlsafe(16)
     expires_at = now + ENROLLMENT_LIFETIME
-    session.add(EnrollmentRow(
-        id=str(uuid.uuid4()), token_hash=keyring.hash_token(token), auth_profile=user.auth_profile,
-        user_id=user.user_id, username=user.username, created_at=now, expires_at=expires_at, issued_by=issued_by,
-    ))
-    await record_audit(session, "enrollment", username=user.username, auth_profile=user.auth_profile,
-                       outcome="issued", actor=issued_by, source_ip=source_ip,
-                       details={"expires_at": expires_at.isoformat()})
+    session.add(
+        EnrollmentRow(
+            id=str(uuid.uuid4()),
+            token_hash=keyring.hash_token(token),
+            auth_profile=user.auth_profile,
+            user_id=user.user_id,
+            username=user.username,
+            created_at=now,
+            expires_at=expires_at,
+            issued_by=issued_by,
+        )
+    )
+    await record_audit(
+        session,
+        "enrollment",
+        username=user.username,
+        auth_profile=user.auth_profile,
+        outcome="issued",
+        actor=issued_by,
+        source_ip=source_ip,
+        details={"expires_at": expires_at.isoformat()},
+    )
     return IssuedEnrollment(f"{public_url}{ENROLLMENT_PATH}{token}", token, expires_at)
 
 
@@ -66,12 +90,20 @@ def _text(body: dict[str, Any], key: str, limit: int, required: bool = True) -> 
     if value is None and not required:
         return ""
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise RequestError(f"{key} must be a non-empty string of at most {limit} characters", "invalid_request", 400)
+        raise RequestError(
+            f"{key} must be a non-empty string of at most {limit} characters",
+            "invalid_request",
+            400,
+        )
     return value.strip()
 
 
 async def complete_enrollment(
-    session: AsyncSession, keyring: KeyRing, public_url: str, body: dict[str, Any], now: datetime,
+    session: AsyncSession,
+    keyring: KeyRing,
+    public_url: str,
+    body: dict[str, Any],
+    now: datetime,
     source_ip: str | None,
 ) -> DeviceRow:
     """Register a device from its enrollment request; the token is spent in the same transaction.
@@ -90,36 +122,69 @@ async def complete_enrollment(
     try:
         public_key = public_key_from_text(signing_key)
         public_key_from_text(agreement_key)
-        proof_message = {"v": 1, "aud": public_url, "type": "enroll", "token": token,
-                         "signing_key": signing_key, "agreement_key": agreement_key}
+        proof_message = {
+            "v": 1,
+            "aud": public_url,
+            "type": "enroll",
+            "token": token,
+            "signing_key": signing_key,
+            "agreement_key": agreement_key,
+        }
         verify(public_key, proof_message, body.get("proof", ""))
     except BadSignature as exc:
-        raise RequestError("signing_key, agreement_key or proof is invalid", "invalid_key", 400) from exc
+        raise RequestError(
+            "signing_key, agreement_key or proof is invalid", "invalid_key", 400
+        ) from exc
 
-    row = (await session.scalars(
-        select(EnrollmentRow).where(EnrollmentRow.token_hash == keyring.hash_token(token))
-    )).first()
+    row = (
+        await session.scalars(
+            select(EnrollmentRow).where(EnrollmentRow.token_hash == keyring.hash_token(token))
+        )
+    ).first()
     if row is None or row.used_at is not None or row.expires_at <= now:
         problem = "unknown" if row is None else "already used" if row.used_at else "expired"
         if row is not None:
-            await record_audit(session, "enrollment", username=row.username, auth_profile=row.auth_profile,
-                               outcome="rejected", reason=f"token {problem}", source_ip=source_ip)
+            await record_audit(
+                session,
+                "enrollment",
+                username=row.username,
+                auth_profile=row.auth_profile,
+                outcome="rejected",
+                reason=f"token {problem}",
+                source_ip=source_ip,
+            )
         log.info("enrollment rejected problem=%s source_ip=%s", problem, source_ip)
         raise DeviceAuthError(f"enrollment token {problem}")
 
     device = DeviceRow(
-        id=str(uuid.uuid4()), auth_profile=row.auth_profile, user_id=row.user_id, username=row.username,
-        name=name, platform=platform, signing_key=signing_key, agreement_key=agreement_key,
-        delivery=delivery, enrolled_ip=source_ip, created_at=now,
+        id=str(uuid.uuid4()),
+        auth_profile=row.auth_profile,
+        user_id=row.user_id,
+        username=row.username,
+        name=name,
+        platform=platform,
+        signing_key=signing_key,
+        agreement_key=agreement_key,
+        delivery=delivery,
+        enrolled_ip=source_ip,
+        created_at=now,
     )
     result = await session.execute(
-        update(EnrollmentRow).where(EnrollmentRow.id == row.id, EnrollmentRow.used_at.is_(None))
+        update(EnrollmentRow)
+        .where(EnrollmentRow.id == row.id, EnrollmentRow.used_at.is_(None))
         .values(used_at=now, device_id=device.id)
     )
     if getattr(result, "rowcount", 0) != 1:
         raise DeviceAuthError("enrollment token already used")
     session.add(device)
-    await record_audit(session, "enrollment", username=row.username, auth_profile=row.auth_profile,
-                       device_id=device.id, outcome="enrolled", source_ip=source_ip,
-                       details={"device_name": name, "platform": platform})
+    await record_audit(
+        session,
+        "enrollment",
+        username=row.username,
+        auth_profile=row.auth_profile,
+        device_id=device.id,
+        outcome="enrolled",
+        source_ip=source_ip,
+        details={"device_name": name, "platform": platform},
+    )
     return device

@@ -28,7 +28,7 @@ _KEYS = {"v", "aud", "iat", "device_id", "nonce", "method", "path"}
 def parse_header(header: str | None) -> tuple[dict[str, Any], str]:
     if not header or not header.startswith(SCHEME + " ") or len(header) > 4096:
         raise DeviceAuthError("missing or malformed device authorization")
-    payload_text, _, signature = header[len(SCHEME) + 1:].partition(".")
+    payload_text, _, signature = header[len(SCHEME) + 1 :].partition(".")
     try:
         payload = json.loads(b64url_decode(payload_text))
     except (BadSignature, ValueError) as exc:
@@ -43,13 +43,26 @@ async def authenticate_device(
 ) -> DeviceRow:
     """Return the device that signed this request, or raise DeviceAuthError."""
     payload, signature = parse_header(header)
-    if payload["v"] != 1 or payload["aud"] != audience or payload["method"] != method or payload["path"] != path:
+    if (
+        payload["v"] != 1
+        or payload["aud"] != audience
+        or payload["method"] != method
+        or payload["path"] != path
+    ):
         raise DeviceAuthError("device authorization is for another server or request")
     issued = payload["iat"]
-    if isinstance(issued, bool) or not isinstance(issued, int) or abs(issued - now.timestamp()) > MAX_CLOCK_SKEW:
+    if (
+        isinstance(issued, bool)
+        or not isinstance(issued, int)
+        or abs(issued - now.timestamp()) > MAX_CLOCK_SKEW
+    ):
         raise DeviceAuthError("device authorization iat outside the allowed clock skew")
     nonce = payload["nonce"]
-    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 64 or not isinstance(payload["device_id"], str):
+    if (
+        not isinstance(nonce, str)
+        or not 16 <= len(nonce) <= 64
+        or not isinstance(payload["device_id"], str)
+    ):
         raise DeviceAuthError("device authorization nonce is invalid")
 
     async with database.read() as session:
@@ -63,10 +76,13 @@ async def authenticate_device(
 
     try:
         async with database.write() as session:
-            session.add(DeviceNonceRow(
-                device_id=device.id, nonce=nonce,
-                expires_at=now + timedelta(seconds=2 * MAX_CLOCK_SKEW),
-            ))
+            session.add(
+                DeviceNonceRow(
+                    device_id=device.id,
+                    nonce=nonce,
+                    expires_at=now + timedelta(seconds=2 * MAX_CLOCK_SKEW),
+                )
+            )
             device_row = await session.get(DeviceRow, device.id)
             if device_row is not None:
                 device_row.last_seen_at = now

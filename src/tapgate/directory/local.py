@@ -50,7 +50,10 @@ def _user_from_row(profile: str, row: LocalUserRow) -> DirectoryUser:
     if display:
         attributes["displayname"] = (display,)
     return DirectoryUser(
-        auth_profile=profile, user_id=row.id, username=row.username, display_name=display,
+        auth_profile=profile,
+        user_id=row.id,
+        username=row.username,
+        display_name=display,
         attributes=attributes,
     )
 
@@ -69,7 +72,10 @@ class LocalAuthProfile:
         query = (
             select(LocalUserRow)
             .join(AuthProfileRow, AuthProfileRow.id == LocalUserRow.auth_profile_id)
-            .where(AuthProfileRow.name == self.name, LocalUserRow.username_key == normalize_username(username))
+            .where(
+                AuthProfileRow.name == self.name,
+                LocalUserRow.username_key == normalize_username(username),
+            )
         )
         return (await session.scalars(query)).first()
 
@@ -112,11 +118,17 @@ class NewLocalUser:
     disabled: bool = False
 
 
-async def add_local_user(session: AsyncSession, profile_name: str, user: NewLocalUser, now: datetime) -> LocalUserRow:
+async def add_local_user(
+    session: AsyncSession, profile_name: str, user: NewLocalUser, now: datetime
+) -> LocalUserRow:
     """Add a user to a local auth profile; raise ObjectError if the name is taken."""
-    profile = (await session.scalars(select(AuthProfileRow).where(AuthProfileRow.name == profile_name))).first()
+    profile = (
+        await session.scalars(select(AuthProfileRow).where(AuthProfileRow.name == profile_name))
+    ).first()
     if profile is None:
-        raise NotFoundError(f"auth profile {profile_name!r} does not exist; create it with tapgate apply")
+        raise NotFoundError(
+            f"auth profile {profile_name!r} does not exist; create it with tapgate apply"
+        )
     if profile.kind != "local":
         raise ObjectError(
             f"auth profile {profile_name!r} has type {profile.kind!r}; users can be added only to a local auth profile"
@@ -124,7 +136,9 @@ async def add_local_user(session: AsyncSession, profile_name: str, user: NewLoca
     username = validate_username(user.username)
     key = normalize_username(username)
     taken = await session.scalars(
-        select(LocalUserRow.id).where(LocalUserRow.auth_profile_id == profile.id, LocalUserRow.username_key == key)
+        select(LocalUserRow.id).where(
+            LocalUserRow.auth_profile_id == profile.id, LocalUserRow.username_key == key
+        )
     )
     if taken.first() is not None:
         raise ObjectError(f"user {username!r} already exists in auth profile {profile_name!r}")
@@ -133,10 +147,20 @@ async def add_local_user(session: AsyncSession, profile_name: str, user: NewLoca
             raise ObjectError(f"invalid group name {group!r}")
     password_hash = await hash_password(user.password) if user.password else None
     row = LocalUserRow(
-        id=str(uuid.uuid4()), auth_profile_id=profile.id, username=username, username_key=key,
-        first_name=user.first_name, last_name=user.last_name, email=user.email, mobile=user.mobile,
-        groups=list(user.groups), expires_at=user.expires_at, disabled=user.disabled,
-        password_hash=password_hash, created_at=now, updated_at=now,
+        id=str(uuid.uuid4()),
+        auth_profile_id=profile.id,
+        username=username,
+        username_key=key,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        email=user.email,
+        mobile=user.mobile,
+        groups=list(user.groups),
+        expires_at=user.expires_at,
+        disabled=user.disabled,
+        password_hash=password_hash,
+        created_at=now,
+        updated_at=now,
     )
     session.add(row)
     return row

@@ -24,6 +24,9 @@ from tapgate.objects.specs import (
     parse_push_profile,
     parse_radius_client,
 )
+from tapgate.policy.validation import POLICY_ATTRIBUTES
+
+__all__ = ["POLICY_ATTRIBUTES", "SECTIONS", "ObjectSet", "check_references", "parse_document"]
 
 SECTIONS = ("auth_profiles", "push_profiles", "policies", "applications", "radius_clients")
 
@@ -91,14 +94,20 @@ def _check_policy(position: int, policy: PolicySpec, merged: ObjectSet) -> None:
     from tapgate.policy.validation import validate_policy
 
     if policy.push_profile not in merged.push_profiles:
-        raise ObjectError(f"policies[{position}]: push profile {policy.push_profile!r} does not exist")
+        raise ObjectError(
+            f"policies[{position}]: push profile {policy.push_profile!r} does not exist"
+        )
     if policy.auth_profile not in merged.auth_profiles:
-        raise ObjectError(f"policies[{position}]: auth profile {policy.auth_profile!r} does not exist")
+        raise ObjectError(
+            f"policies[{position}]: auth profile {policy.auth_profile!r} does not exist"
+        )
     routes = {
         name: PushProfileRoute(name, spec.fallback_auth_profiles, spec.default)
         for name, spec in merged.push_profiles.items()
     }
-    candidate = Policy(position, policy.push_profile, policy.auth_profile, policy.attribute, policy.values)
+    candidate = Policy(
+        position, policy.push_profile, policy.auth_profile, policy.attribute, policy.values
+    )
     # validate_policy names the policy by position and the value at fault in its errors.
     validate_policy(candidate, routes)
 

@@ -58,15 +58,25 @@ def push_profile_from_row(row: PushProfileRow) -> PushProfileSpec:
 async def load_objects(session: AsyncSession) -> ObjectSet:
     """Load every stored object, in declaration and priority order."""
     objects = ObjectSet(policies=[])
-    for auth_row in (await session.scalars(select(AuthProfileRow).order_by(AuthProfileRow.position))).all():
-        objects.auth_profiles[auth_row.name] = AuthProfileSpec(auth_row.name, auth_row.kind, dict(auth_row.config))
-    for push_row in (await session.scalars(select(PushProfileRow).order_by(PushProfileRow.position))).all():
+    for auth_row in (
+        await session.scalars(select(AuthProfileRow).order_by(AuthProfileRow.position))
+    ).all():
+        objects.auth_profiles[auth_row.name] = AuthProfileSpec(
+            auth_row.name, auth_row.kind, dict(auth_row.config)
+        )
+    for push_row in (
+        await session.scalars(select(PushProfileRow).order_by(PushProfileRow.position))
+    ).all():
         objects.push_profiles[push_row.name] = push_profile_from_row(push_row)
-    for app_row in (await session.scalars(select(ApplicationRow).order_by(ApplicationRow.id))).all():
+    for app_row in (
+        await session.scalars(select(ApplicationRow).order_by(ApplicationRow.id))
+    ).all():
         objects.applications[app_row.name] = ApplicationSpec(
             app_row.name, app_row.kind, tuple(app_row.methods), app_row.require_password
         )
-    for radius_row in (await session.scalars(select(RadiusClientRow).order_by(RadiusClientRow.id))).all():
+    for radius_row in (
+        await session.scalars(select(RadiusClientRow).order_by(RadiusClientRow.id))
+    ).all():
         config = dict(radius_row.config)
         objects.radius_clients[radius_row.name] = RadiusClientSpec(
             name=radius_row.name,
@@ -78,7 +88,12 @@ async def load_objects(session: AsyncSession) -> ObjectSet:
     assert objects.policies is not None
     for policy_row in (await session.scalars(select(PolicyRow).order_by(PolicyRow.position))).all():
         objects.policies.append(
-            PolicySpec(policy_row.push_profile, policy_row.auth_profile, policy_row.attribute, tuple(policy_row.match_values))
+            PolicySpec(
+                policy_row.push_profile,
+                policy_row.auth_profile,
+                policy_row.attribute,
+                tuple(policy_row.match_values),
+            )
         )
     return objects
 
@@ -108,7 +123,11 @@ async def bump_object_version(session: AsyncSession) -> None:
     if row is None:
         session.add(ObjectVersionRow(id=1, version=1))
     else:
-        await session.execute(update(ObjectVersionRow).where(ObjectVersionRow.id == 1).values(version=ObjectVersionRow.version + 1))
+        await session.execute(
+            update(ObjectVersionRow)
+            .where(ObjectVersionRow.id == 1)
+            .values(version=ObjectVersionRow.version + 1)
+        )
 
 
 async def apply_objects(
@@ -121,13 +140,17 @@ async def apply_objects(
         push_profiles=({} if prune else dict(stored.push_profiles)) | incoming.push_profiles,
         applications=({} if prune else dict(stored.applications)) | incoming.applications,
         radius_clients=({} if prune else dict(stored.radius_clients)) | incoming.radius_clients,
-        policies=incoming.policies if incoming.policies is not None else ([] if prune else stored.policies),
+        policies=incoming.policies
+        if incoming.policies is not None
+        else ([] if prune else stored.policies),
     )
     # A file that sets a new default push profile moves the default away from a stored one.
     if any(p.default for p in incoming.push_profiles.values()):
         for name, profile in list(merged.push_profiles.items()):
             if profile.default and name not in incoming.push_profiles:
-                merged.push_profiles[name] = PushProfileSpec(**{**asdict(profile), "default": False})
+                merged.push_profiles[name] = PushProfileSpec(
+                    **{**asdict(profile), "default": False}
+                )
     for spec in incoming.auth_profiles.values():
         if spec.kind == "ldap":
             _validate_ldap(spec)
@@ -136,14 +159,18 @@ async def apply_objects(
     secrets: dict[tuple[str, str], str] = {}
     for spec in incoming.auth_profiles.values():
         if spec.kind == "ldap" and "bind_password_file" in spec.options:
-            secret = _read_secret_file(f"auth profile {spec.name!r}", str(spec.options["bind_password_file"]))
+            secret = _read_secret_file(
+                f"auth profile {spec.name!r}", str(spec.options["bind_password_file"])
+            )
             secrets[("auth", spec.name)] = keyring.encrypt(secret, f"auth_profile:{spec.name}")
         elif spec.kind == "ldap" and "bind_password" in spec.options:
             secret = Secret(str(spec.options["bind_password"]))
             secrets[("auth", spec.name)] = keyring.encrypt(secret, f"auth_profile:{spec.name}")
     for client in incoming.radius_clients.values():
-        secret = Secret(client.secret) if client.secret is not None else _read_secret_file(
-            f"radius client {client.name!r}", str(client.secret_file)
+        secret = (
+            Secret(client.secret)
+            if client.secret is not None
+            else _read_secret_file(f"radius client {client.name!r}", str(client.secret_file))
         )
         secrets[("radius", client.name)] = keyring.encrypt(secret, f"radius_client:{client.name}")
 
@@ -155,13 +182,22 @@ async def apply_objects(
     if merged.policies != stored.policies:
         await session.execute(delete(PolicyRow))
         for position, policy in enumerate(merged.policies or [], start=1):
-            session.add(PolicyRow(position=position, push_profile=policy.push_profile, auth_profile=policy.auth_profile,
-                                  attribute=policy.attribute, match_values=list(policy.values)))
+            session.add(
+                PolicyRow(
+                    position=position,
+                    push_profile=policy.push_profile,
+                    auth_profile=policy.auth_profile,
+                    attribute=policy.attribute,
+                    match_values=list(policy.values),
+                )
+            )
         changes.append(f"replaced policies ({len(merged.policies or [])} in order)")
     if changes:
         await bump_object_version(session)
         for change in changes:
-            await record_audit(session, "admin_change", actor=actor, outcome="applied", details={"change": change})
+            await record_audit(
+                session, "admin_change", actor=actor, outcome="applied", details={"change": change}
+            )
     return changes
 
 
@@ -183,10 +219,18 @@ async def _write_auth_profiles(
         secret = secrets.get(("auth", name))
         row = rows.get(name)
         if row is None:
-            session.add(AuthProfileRow(name=name, kind=spec.kind, position=next_position, config=options, secret=secret))
+            session.add(
+                AuthProfileRow(
+                    name=name, kind=spec.kind, position=next_position, config=options, secret=secret
+                )
+            )
             next_position += 1
             changes.append(f"created auth profile {name}")
-        elif row.kind != spec.kind or row.config != options or (secret is not None and secret != row.secret and stored.auth_profiles[name] != spec):
+        elif (
+            row.kind != spec.kind
+            or row.config != options
+            or (secret is not None and secret != row.secret and stored.auth_profiles[name] != spec)
+        ):
             row.kind, row.config = spec.kind, options
             if secret is not None:
                 row.secret = secret
@@ -196,7 +240,9 @@ async def _write_auth_profiles(
     return changes
 
 
-async def _write_push_profiles(session: AsyncSession, stored: ObjectSet, merged: ObjectSet) -> list[str]:
+async def _write_push_profiles(
+    session: AsyncSession, stored: ObjectSet, merged: ObjectSet
+) -> list[str]:
     changes = []
     rows = {r.name: r for r in (await session.scalars(select(PushProfileRow))).all()}
     for name in [n for n in rows if n not in merged.push_profiles]:
@@ -206,7 +252,14 @@ async def _write_push_profiles(session: AsyncSession, stored: ObjectSet, merged:
     for name, spec in merged.push_profiles.items():
         row = rows.get(name)
         if row is None:
-            session.add(PushProfileRow(name=name, position=next_position, config=spec.to_config(), is_default=spec.default))
+            session.add(
+                PushProfileRow(
+                    name=name,
+                    position=next_position,
+                    config=spec.to_config(),
+                    is_default=spec.default,
+                )
+            )
             next_position += 1
             changes.append(f"created push profile {name}")
         elif stored.push_profiles.get(name) != spec:
@@ -215,7 +268,9 @@ async def _write_push_profiles(session: AsyncSession, stored: ObjectSet, merged:
     return changes
 
 
-async def _write_applications(session: AsyncSession, stored: ObjectSet, merged: ObjectSet) -> list[str]:
+async def _write_applications(
+    session: AsyncSession, stored: ObjectSet, merged: ObjectSet
+) -> list[str]:
     changes = []
     rows = {r.name: r for r in (await session.scalars(select(ApplicationRow))).all()}
     for name in [n for n in rows if n not in merged.applications]:
@@ -224,10 +279,21 @@ async def _write_applications(session: AsyncSession, stored: ObjectSet, merged: 
     for name, spec in merged.applications.items():
         row = rows.get(name)
         if row is None:
-            session.add(ApplicationRow(name=name, kind=spec.kind, methods=list(spec.methods), require_password=spec.require_password))
+            session.add(
+                ApplicationRow(
+                    name=name,
+                    kind=spec.kind,
+                    methods=list(spec.methods),
+                    require_password=spec.require_password,
+                )
+            )
             changes.append(f"created application {name}")
         elif stored.applications.get(name) != spec:
-            row.kind, row.methods, row.require_password = spec.kind, list(spec.methods), spec.require_password
+            row.kind, row.methods, row.require_password = (
+                spec.kind,
+                list(spec.methods),
+                spec.require_password,
+            )
             changes.append(f"updated application {name}")
     return changes
 
@@ -241,7 +307,11 @@ async def _write_radius_clients(
         await session.delete(rows.pop(name))
         changes.append(f"deleted radius client {name}")
     for name, spec in merged.radius_clients.items():
-        config: dict[str, Any] = {"address": spec.address, "application": spec.application, **spec.options}
+        config: dict[str, Any] = {
+            "address": spec.address,
+            "application": spec.application,
+            **spec.options,
+        }
         if spec.secret_file:
             config["secret_file"] = spec.secret_file
         row = rows.get(name)
@@ -263,7 +333,8 @@ def export_document(objects: ObjectSet) -> dict[str, Any]:
     """Return the objects as an apply-able mapping, in a stable order with no timestamps."""
     document: dict[str, Any] = {}
     document["auth_profiles"] = [
-        {"name": s.name, "type": s.kind, **dict(sorted(s.options.items()))} for s in objects.auth_profiles.values()
+        {"name": s.name, "type": s.kind, **dict(sorted(s.options.items()))}
+        for s in objects.auth_profiles.values()
     ]
     document["push_profiles"] = []
     for spec in objects.push_profiles.values():
@@ -272,16 +343,30 @@ def export_document(objects: ObjectSet) -> dict[str, Any]:
         item["default"] = spec.default
         document["push_profiles"].append(item)
     document["policies"] = [
-        {"push_profile": p.push_profile, "auth_profile": p.auth_profile, "attribute": p.attribute, "values": list(p.values)}
+        {
+            "push_profile": p.push_profile,
+            "auth_profile": p.auth_profile,
+            "attribute": p.attribute,
+            "values": list(p.values),
+        }
         for p in objects.policies or []
     ]
     document["applications"] = [
-        {"name": a.name, "type": a.kind, "methods": list(a.methods), "require_password": a.require_password}
+        {
+            "name": a.name,
+            "type": a.kind,
+            "methods": list(a.methods),
+            "require_password": a.require_password,
+        }
         for a in objects.applications.values()
     ]
     document["radius_clients"] = []
     for client in objects.radius_clients.values():
-        entry: dict[str, Any] = {"name": client.name, "address": client.address, "application": client.application}
+        entry: dict[str, Any] = {
+            "name": client.name,
+            "address": client.address,
+            "application": client.application,
+        }
         if client.secret_file:
             entry["secret_file"] = client.secret_file
         entry.update(dict(sorted(client.options.items())))

@@ -68,7 +68,11 @@ class ObjectCache:
     async def current(self) -> Snapshot:
         """Return the objects in force, reloading them if another change was committed."""
         async with self._database.read() as session:
-            version = (await session.scalars(select(ObjectVersionRow.version).where(ObjectVersionRow.id == 1))).first() or 0
+            version = (
+                await session.scalars(
+                    select(ObjectVersionRow.version).where(ObjectVersionRow.id == 1)
+                )
+            ).first() or 0
         if self._snapshot is not None and self._snapshot.version == version:
             return self._snapshot
         async with self._lock:
@@ -76,7 +80,11 @@ class ObjectCache:
                 return self._snapshot
             old = self._snapshot
             self._snapshot = await self._load(version)
-            log.info("objects loaded version=%s auth_profiles=%s", version, list(self._snapshot.auth_profiles))
+            log.info(
+                "objects loaded version=%s auth_profiles=%s",
+                version,
+                list(self._snapshot.auth_profiles),
+            )
         if old is not None:
             for profile in old.auth_profiles.values():
                 await profile.close()
@@ -94,13 +102,19 @@ class ObjectCache:
             if spec.kind == "local":
                 snapshot.auth_profiles[name] = LocalAuthProfile(name, self._database, self._clock)
             else:
-                snapshot.auth_profiles[name] = self._build_ldap(name, dict(spec.options), secrets.get(name))
+                snapshot.auth_profiles[name] = self._build_ldap(
+                    name, dict(spec.options), secrets.get(name)
+                )
         return snapshot
 
-    def _build_ldap(self, name: str, options: dict[str, object], stored_secret: str | None) -> AuthProfile:
+    def _build_ldap(
+        self, name: str, options: dict[str, object], stored_secret: str | None
+    ) -> AuthProfile:
         from tapgate.directory.ldap import LdapAuthProfile, LdapSettings
 
-        password = self._keyring.decrypt(stored_secret, f"auth_profile:{name}") if stored_secret else None
+        password = (
+            self._keyring.decrypt(stored_secret, f"auth_profile:{name}") if stored_secret else None
+        )
         options.pop("bind_password", None)
         settings = LdapSettings.from_mapping(name, options, password)
         profile: AuthProfile = LdapAuthProfile(settings)

@@ -144,8 +144,17 @@ def parse_auth_profile(data: Mapping[str, Any], index: int) -> AuthProfileSpec:
 
 
 _PUSH_KEYS = {
-    "name", "fallback_auth_profiles", "timeout", "verification", "number_digits", "code_digits",
-    "require_user_verification", "default", "max_pending", "rate_limit", "delivery",
+    "name",
+    "fallback_auth_profiles",
+    "timeout",
+    "verification",
+    "number_digits",
+    "code_digits",
+    "require_user_verification",
+    "default",
+    "max_pending",
+    "rate_limit",
+    "delivery",
 }
 
 
@@ -164,14 +173,20 @@ def parse_push_profile(data: Mapping[str, Any], index: int) -> PushProfileSpec:
         raise ObjectError(f"{where}: rate_limit must be a mapping with count and window")
     check_keys(f"{where}: rate_limit", rate, {"count", "window"}, set())
     delivery = data.get("delivery", ["direct"])
-    if not isinstance(delivery, list) or not delivery or any(p not in DELIVERY_PROVIDERS for p in delivery):
+    if (
+        not isinstance(delivery, list)
+        or not delivery
+        or any(p not in DELIVERY_PROVIDERS for p in delivery)
+    ):
         raise ObjectError(
             f"{where}: delivery must be a list of providers from {', '.join(DELIVERY_PROVIDERS)}, "
             f"not {delivery!r}"
         )
     return PushProfileSpec(
         name=check_name(where, data["name"]),
-        fallback_auth_profiles=_names(where, "fallback_auth_profiles", data["fallback_auth_profiles"]),
+        fallback_auth_profiles=_names(
+            where, "fallback_auth_profiles", data["fallback_auth_profiles"]
+        ),
         timeout=_int(where, "timeout", data.get("timeout", 60), 5, MAX_TIMEOUT),
         verification=verification,
         number_digits=_int(where, "number_digits", data.get("number_digits", 2), 2, 8),
@@ -191,10 +206,14 @@ def parse_application(data: Mapping[str, Any], index: int) -> ApplicationSpec:
     where = _where("applications", index, data.get("name") if isinstance(data, Mapping) else None)
     if not isinstance(data, Mapping):
         raise ObjectError(f"{where}: must be a mapping")
-    check_keys(where, data, {"name", "type", "methods", "require_password"}, {"name", "type", "methods"})
+    check_keys(
+        where, data, {"name", "type", "methods", "require_password"}, {"name", "type", "methods"}
+    )
     kind = data["type"]
     if kind not in APPLICATION_TYPES:
-        raise ObjectError(f"{where}: type must be one of {', '.join(APPLICATION_TYPES)}, not {kind!r}")
+        raise ObjectError(
+            f"{where}: type must be one of {', '.join(APPLICATION_TYPES)}, not {kind!r}"
+        )
     return ApplicationSpec(
         name=check_name(where, data["name"]),
         kind=kind,
@@ -208,12 +227,16 @@ def parse_policy(data: Mapping[str, Any], index: int) -> PolicySpec:
     if not isinstance(data, Mapping):
         raise ObjectError(f"{where}: must be a mapping")
     check_keys(
-        where, data, {"push_profile", "auth_profile", "attribute", "values"},
+        where,
+        data,
+        {"push_profile", "auth_profile", "attribute", "values"},
         {"push_profile", "auth_profile", "attribute"},
     )
     values = data.get("values")
     if not isinstance(values, list) or not values:
-        raise ObjectError(f"{where}: values must be a non-empty list of exact, wildcard or /regex/ values")
+        raise ObjectError(
+            f"{where}: values must be a non-empty list of exact, wildcard or /regex/ values"
+        )
     if any(not isinstance(v, str | int) or isinstance(v, bool) or str(v) == "" for v in values):
         raise ObjectError(f"{where}: every value must be a non-empty string, got {values!r}")
     attribute = data["attribute"]
@@ -227,7 +250,13 @@ def parse_policy(data: Mapping[str, Any], index: int) -> PolicySpec:
     )
 
 
-_RADIUS_OPTIONS = {"require_message_authenticator", "client_ip_attribute", "timeout", "language"}
+_RADIUS_OPTIONS = {
+    "require_message_authenticator",
+    "client_ip_attribute",
+    "timeout",
+    "language",
+    "challenge",
+}
 
 
 def parse_radius_client(data: Mapping[str, Any], index: int) -> RadiusClientSpec:
@@ -235,7 +264,9 @@ def parse_radius_client(data: Mapping[str, Any], index: int) -> RadiusClientSpec
     if not isinstance(data, Mapping):
         raise ObjectError(f"{where}: must be a mapping")
     check_keys(
-        where, data, {"name", "address", "secret", "secret_file", "application"} | _RADIUS_OPTIONS,
+        where,
+        data,
+        {"name", "address", "secret", "secret_file", "application"} | _RADIUS_OPTIONS,
         {"name", "address", "application"},
     )
     address = str(data["address"])

@@ -32,10 +32,14 @@ class AnswerResult:
 
 
 def device_view(row: DeviceRow) -> DeviceView:
-    return DeviceView(row.id, row.auth_profile, row.user_id, row.signing_key, row.revoked_at is not None)
+    return DeviceView(
+        row.id, row.auth_profile, row.user_id, row.signing_key, row.revoked_at is not None
+    )
 
 
-async def record_answer(service: LoginService, device: DeviceRow, message: Any, signature: Any) -> AnswerResult:
+async def record_answer(
+    service: LoginService, device: DeviceRow, message: Any, signature: Any
+) -> AnswerResult:
     """Check a signed answer and resolve the transaction exactly once."""
     transaction_id = message.get("transaction_id") if isinstance(message, dict) else None
     if not isinstance(transaction_id, str):
@@ -47,18 +51,33 @@ async def record_answer(service: LoginService, device: DeviceRow, message: Any, 
         raise NotFoundError(f"transaction {transaction_id!r} not found")
 
     check = check_decision(
-        message, signature, transaction_view(row), device_view(device),
-        audience=service.public_url, now=now, hash_number=service.keyring.hash_token,
+        message,
+        signature,
+        transaction_view(row),
+        device_view(device),
+        audience=service.public_url,
+        now=now,
+        hash_number=service.keyring.hash_token,
     )
     if not check.accepted:
         async with service.database.write() as session:
             await record_audit(
-                session, "answer_rejected", username=row.username, auth_profile=row.auth_profile,
-                application=row.application, transaction_id=row.id, device_id=device.id,
-                outcome="ignored", reason=check.problem,
+                session,
+                "answer_rejected",
+                username=row.username,
+                auth_profile=row.auth_profile,
+                application=row.application,
+                transaction_id=row.id,
+                device_id=device.id,
+                outcome="ignored",
+                reason=check.problem,
             )
-        log.info("answer rejected transaction=%s device=%s problem=%s", row.id, device.id, check.problem)
-        return AnswerResult(False, row.status if row.status != PENDING or now < row.expires_at else "expired")
+        log.info(
+            "answer rejected transaction=%s device=%s problem=%s", row.id, device.id, check.problem
+        )
+        return AnswerResult(
+            False, row.status if row.status != PENDING or now < row.expires_at else "expired"
+        )
 
     assert check.status is not None
     code: str | None = None
@@ -76,33 +95,63 @@ async def record_answer(service: LoginService, device: DeviceRow, message: Any, 
     async with service.database.write() as session:
         result = await session.execute(
             update(TransactionRow)
-            .where(TransactionRow.id == row.id, TransactionRow.status == PENDING,
-                   TransactionRow.code_hash.is_(None), TransactionRow.expires_at > now)
+            .where(
+                TransactionRow.id == row.id,
+                TransactionRow.status == PENDING,
+                TransactionRow.code_hash.is_(None),
+                TransactionRow.expires_at > now,
+            )
             .values(**values)
         )
         won = getattr(result, "rowcount", 0) == 1
         await record_audit(
-            session, "decision", username=row.username, auth_profile=row.auth_profile,
-            application=row.application, transaction_id=row.id, device_id=device.id,
+            session,
+            "decision",
+            username=row.username,
+            auth_profile=row.auth_profile,
+            application=row.application,
+            transaction_id=row.id,
+            device_id=device.id,
             outcome=(message.get("decision") if won else "ignored"),
             reason=check.problem if won else "transaction already resolved",
             details={"uv": message.get("uv"), "status": final_status if won else None},
         )
         if won and check.status == "fraud":
             if await session.get(UserLockRow, (row.auth_profile, row.user_id)) is None:
-                session.add(UserLockRow(auth_profile=row.auth_profile or "", user_id=row.user_id or "",
-                                        username=row.username, reason="fraud", created_at=now))
-            await record_audit(session, "fraud_alert", username=row.username, auth_profile=row.auth_profile,
-                               application=row.application, transaction_id=row.id, device_id=device.id,
-                               outcome="locked", reason="fraud reported by the user")
-        device_ids = (await session.scalars(
-            select(DeviceRow.id).where(DeviceRow.auth_profile == row.auth_profile, DeviceRow.user_id == row.user_id)
-        )).all()
+                session.add(
+                    UserLockRow(
+                        auth_profile=row.auth_profile or "",
+                        user_id=row.user_id or "",
+                        username=row.username,
+                        reason="fraud",
+                        created_at=now,
+                    )
+                )
+            await record_audit(
+                session,
+                "fraud_alert",
+                username=row.username,
+                auth_profile=row.auth_profile,
+                application=row.application,
+                transaction_id=row.id,
+                device_id=device.id,
+                outcome="locked",
+                reason="fraud reported by the user",
+            )
+        device_ids = (
+            await session.scalars(
+                select(DeviceRow.id).where(
+                    DeviceRow.auth_profile == row.auth_profile, DeviceRow.user_id == row.user_id
+                )
+            )
+        ).all()
     if not won:
         current = await service.get_status(row.id)
         return AnswerResult(False, current.status)
     if check.status == "fraud":
-        log.warning("fraud reported transaction=%s user=%s device=%s", row.id, row.username, device.id)
+        log.warning(
+            "fraud reported transaction=%s user=%s device=%s", row.id, row.username, device.id
+        )
     await service.bus.publish(row.id)
     publish_closed(service.hub, [d for d in device_ids if d != device.id], row.id, check.status)
     return AnswerResult(True, final_status, code)
@@ -118,18 +167,24 @@ async def submit_code(service: LoginService, transaction_id: str, code: str) -> 
     if row is None:
         raise NotFoundError(f"transaction {transaction_id!r} not found")
     if row.verification != "code":
-        raise RequestError(f"transaction {transaction_id} is not in code mode", "not_code_mode", 409)
+        raise RequestError(
+            f"transaction {transaction_id} is not in code mode", "not_code_mode", 409
+        )
     if row.status != PENDING or now >= row.expires_at:
         return await service.get_status(transaction_id)
     if row.code_hash is None:
-        raise RequestError("the device has not approved yet; ask the user to approve on the phone first",
-                           "code_not_issued", 409)
+        raise RequestError(
+            "the device has not approved yet; ask the user to approve on the phone first",
+            "code_not_issued",
+            409,
+        )
 
     matches = hmac.compare_digest(service.keyring.hash_token(code), row.code_hash)
     async with service.database.write() as session:
         if matches:
             result = await session.execute(
-                update(TransactionRow).where(TransactionRow.id == row.id, TransactionRow.status == PENDING)
+                update(TransactionRow)
+                .where(TransactionRow.id == row.id, TransactionRow.status == PENDING)
                 .values(status="approved", resolved_at=now)
             )
             outcome = "approved" if getattr(result, "rowcount", 0) == 1 else "ignored"
@@ -139,11 +194,20 @@ async def submit_code(service: LoginService, transaction_id: str, code: str) -> 
             if attempts >= service_max_attempts():
                 values.update(status="denied", reason="too_many_code_attempts", resolved_at=now)
             await session.execute(
-                update(TransactionRow).where(TransactionRow.id == row.id, TransactionRow.status == PENDING).values(**values)
+                update(TransactionRow)
+                .where(TransactionRow.id == row.id, TransactionRow.status == PENDING)
+                .values(**values)
             )
             outcome = "wrong_code"
-        await record_audit(session, "code_entered", username=row.username, auth_profile=row.auth_profile,
-                           application=row.application, transaction_id=row.id, outcome=outcome)
+        await record_audit(
+            session,
+            "code_entered",
+            username=row.username,
+            auth_profile=row.auth_profile,
+            application=row.application,
+            transaction_id=row.id,
+            outcome=outcome,
+        )
     await service.bus.publish(row.id)
     return await service.get_status(transaction_id)
 
@@ -158,11 +222,17 @@ async def open_challenges(service: LoginService, device: DeviceRow) -> list[Tran
     """Return the pending, unexpired transactions a device may answer (for polling and reconnects)."""
     now = service.clock.now()
     async with service.database.read() as session:
-        rows = (await session.scalars(
-            select(TransactionRow).where(
-                TransactionRow.auth_profile == device.auth_profile, TransactionRow.user_id == device.user_id,
-                TransactionRow.status == PENDING, TransactionRow.expires_at > now,
-                TransactionRow.code_hash.is_(None),
-            ).order_by(TransactionRow.created_at)
-        )).all()
+        rows = (
+            await session.scalars(
+                select(TransactionRow)
+                .where(
+                    TransactionRow.auth_profile == device.auth_profile,
+                    TransactionRow.user_id == device.user_id,
+                    TransactionRow.status == PENDING,
+                    TransactionRow.expires_at > now,
+                    TransactionRow.code_hash.is_(None),
+                )
+                .order_by(TransactionRow.created_at)
+            )
+        ).all()
     return list(rows)

@@ -19,7 +19,17 @@ MESSAGE_VERSION = 1
 DECISIONS = ("approve", "deny", "fraud")
 # How far a device's clock may be from the server's, in seconds.
 MAX_CLOCK_SKEW = 300
-_DECISION_KEYS = {"v", "aud", "iat", "transaction_id", "nonce", "decision", "uv", "device_id", "number"}
+_DECISION_KEYS = {
+    "v",
+    "aud",
+    "iat",
+    "transaction_id",
+    "nonce",
+    "decision",
+    "uv",
+    "device_id",
+    "number",
+}
 
 
 def new_transaction_id() -> str:
@@ -100,10 +110,16 @@ def check_decision(
         verify(public_key_from_text(device.signing_key), message, signature)
     except BadSignature:
         return DecisionCheck(False, problem="bad signature")
-    if not isinstance(message.get("nonce"), str) or not hmac.compare_digest(message["nonce"], transaction.nonce):
+    if not isinstance(message.get("nonce"), str) or not hmac.compare_digest(
+        message["nonce"], transaction.nonce
+    ):
         return DecisionCheck(False, problem="nonce does not match the challenge")
     issued = message.get("iat")
-    if isinstance(issued, bool) or not isinstance(issued, int) or abs(issued - now.timestamp()) > MAX_CLOCK_SKEW:
+    if (
+        isinstance(issued, bool)
+        or not isinstance(issued, int)
+        or abs(issued - now.timestamp()) > MAX_CLOCK_SKEW
+    ):
         return DecisionCheck(False, problem="iat outside the allowed clock skew")
     decision = message.get("decision")
     if decision not in DECISIONS or not isinstance(message.get("uv"), bool):

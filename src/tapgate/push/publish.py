@@ -15,9 +15,15 @@ _CONTEXT_KEYS = ("application", "client_ip", "location", "user_agent", "created_
 
 def transaction_view(row: TransactionRow) -> TransactionView:
     return TransactionView(
-        id=row.id, status=row.status, nonce=row.nonce, verification=row.verification,
-        auth_profile=row.auth_profile, user_id=row.user_id, expires_at=row.expires_at,
-        number_hash=row.number_hash, require_user_verification=row.require_user_verification,
+        id=row.id,
+        status=row.status,
+        nonce=row.nonce,
+        verification=row.verification,
+        auth_profile=row.auth_profile,
+        user_id=row.user_id,
+        expires_at=row.expires_at,
+        number_hash=row.number_hash,
+        require_user_verification=row.require_user_verification,
         code_issued=row.code_hash is not None,
     )
 
@@ -27,7 +33,9 @@ def signed_challenge(keyring: KeyRing, audience: str, row: TransactionRow) -> di
     context = {key: row.context.get(key) for key in _CONTEXT_KEYS}
     context["username"] = row.username
     message = challenge_message(
-        audience=audience, transaction=transaction_view(row), context=context,
+        audience=audience,
+        transaction=transaction_view(row),
+        context=context,
         number_digits=row.number_digits,
     )
     return {"message": message, "signature": sign(keyring.server_signing_key(), message)}

@@ -31,13 +31,17 @@ SOURCE_FAILURES = Limit(50, timedelta(minutes=15))
 
 
 async def count_events(session: AsyncSession, kind: str, key: str, since: datetime) -> int:
-    query = select(func.count()).select_from(RateEventRow).where(
-        RateEventRow.kind == kind, RateEventRow.key == key, RateEventRow.at > since
+    query = (
+        select(func.count())
+        .select_from(RateEventRow)
+        .where(RateEventRow.kind == kind, RateEventRow.key == key, RateEventRow.at > since)
     )
     return int((await session.execute(query)).scalar_one())
 
 
-async def over_limit(session: AsyncSession, kind: str, key: str, limit: Limit, now: datetime) -> bool:
+async def over_limit(
+    session: AsyncSession, kind: str, key: str, limit: Limit, now: datetime
+) -> bool:
     return await count_events(session, kind, key, now - limit.window) >= limit.count
 
 
@@ -51,4 +55,6 @@ async def prune_events(session: AsyncSession, before: datetime) -> None:
 
 async def clear_failures(session: AsyncSession, key: str) -> None:
     """Forget a user's failed first factors after a success."""
-    await session.execute(delete(RateEventRow).where(RateEventRow.kind == FAILED_USER, RateEventRow.key == key))
+    await session.execute(
+        delete(RateEventRow).where(RateEventRow.kind == FAILED_USER, RateEventRow.key == key)
+    )

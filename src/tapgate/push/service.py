@@ -7,6 +7,7 @@ Front doors call `start_login`, then `wait_for_status`; devices' answers arrive 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -72,28 +73,42 @@ class LoginService:
     async def start_login(self, request: LoginRequest) -> LoginStatus:
         snapshot = await self.objects.current()
         application = snapshot.application(request.application)
-        outcome = await self._first_factor(snapshot, request, application.require_password, application.methods)
+        outcome = await self._first_factor(
+            snapshot, request, application.require_password, application.methods
+        )
         if isinstance(outcome, Rejection):
             return await self._reject(request, outcome)
         user = outcome
 
         selection = select_method(application.methods, user, snapshot.routes, snapshot.policies)
         if selection.push_profile is None:
-            return await self._reject(request, Rejection("no_method", user), decided_by=selection.decided_by)
+            return await self._reject(
+                request, Rejection("no_method", user), decided_by=selection.decided_by
+            )
         profile = snapshot.push_profile(selection.push_profile)
         return await self._send_push(request, user, profile, selection.decided_by)
 
     async def _first_factor(
-        self, snapshot: Snapshot, request: LoginRequest, require_password: bool, methods: tuple[str, ...]
+        self,
+        snapshot: Snapshot,
+        request: LoginRequest,
+        require_password: bool,
+        methods: tuple[str, ...],
     ) -> DirectoryUser | Rejection:
         now = self.clock.now()
         source_key = request.client_ip or request.source
         async with self.database.write() as session:
             await record_audit(
-                session, "login_started", username=request.username, application=request.application,
-                source_ip=request.client_ip, details={"source": request.source},
+                session,
+                "login_started",
+                username=request.username,
+                application=request.application,
+                source_ip=request.client_ip,
+                details={"source": request.source},
             )
-            if await ratelimit.over_limit(session, ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES, now):
+            if await ratelimit.over_limit(
+                session, ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES, now
+            ):
                 return Rejection("rate_limited")
 
         order = auth_profile_order(methods, snapshot.routes, list(snapshot.auth_profiles))
@@ -119,7 +134,9 @@ class LoginService:
 
         user_key = f"{user.auth_profile}:{user.user_id}"
         async with self.database.read() as session:
-            if await ratelimit.over_limit(session, ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES, now):
+            if await ratelimit.over_limit(
+                session, ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES, now
+            ):
                 return Rejection("rate_limited", user)
         if user.locked:
             return Rejection("account_locked", user)
@@ -143,8 +160,13 @@ class LoginService:
             if require_password:
                 await ratelimit.clear_failures(session, user_key)
             await record_audit(
-                session, "first_factor", username=user.username, auth_profile=user.auth_profile,
-                application=request.application, outcome="success", source_ip=request.client_ip,
+                session,
+                "first_factor",
+                username=user.username,
+                auth_profile=user.auth_profile,
+                application=request.application,
+                outcome="success",
+                source_ip=request.client_ip,
                 details={"password_checked": require_password},
             )
             lock = await session.get(UserLockRow, (user.auth_profile, user.user_id))
@@ -159,28 +181,50 @@ class LoginService:
             if user_key is not None:
                 ratelimit.add_event(session, ratelimit.FAILED_USER, user_key, now)
 
-    async def _reject(self, request: LoginRequest, rejection: Rejection, decided_by: str | None = None) -> LoginStatus:
+    async def _reject(
+        self, request: LoginRequest, rejection: Rejection, decided_by: str | None = None
+    ) -> LoginStatus:
         now = self.clock.now()
         user = rejection.user
         transaction_id = new_transaction_id()
         async with self.database.write() as session:
             session.add(
                 TransactionRow(
-                    id=transaction_id, application=request.application,
-                    auth_profile=user.auth_profile if user else None, user_id=user.user_id if user else None,
-                    username=user.username if user else request.username, status=REJECTED,
-                    reason=rejection.reason, verification="none", nonce="", context=self._context(request, now),
-                    created_at=now, expires_at=now, resolved_at=now,
+                    id=transaction_id,
+                    application=request.application,
+                    auth_profile=user.auth_profile if user else None,
+                    user_id=user.user_id if user else None,
+                    username=user.username if user else request.username,
+                    status=REJECTED,
+                    reason=rejection.reason,
+                    verification="none",
+                    nonce="",
+                    context=self._context(request, now),
+                    created_at=now,
+                    expires_at=now,
+                    resolved_at=now,
                 )
             )
             await record_audit(
-                session, "first_factor" if rejection.reason not in ("no_method", "no_device", "fraud_locked") else "login_rejected",
+                session,
+                "first_factor"
+                if rejection.reason not in ("no_method", "no_device", "fraud_locked")
+                else "login_rejected",
                 username=user.username if user else request.username,
-                auth_profile=user.auth_profile if user else None, application=request.application,
-                transaction_id=transaction_id, outcome="rejected", reason=rejection.reason,
-                source_ip=request.client_ip, details={"decided_by": decided_by} if decided_by else None,
+                auth_profile=user.auth_profile if user else None,
+                application=request.application,
+                transaction_id=transaction_id,
+                outcome="rejected",
+                reason=rejection.reason,
+                source_ip=request.client_ip,
+                details={"decided_by": decided_by} if decided_by else None,
             )
-        log.info("login rejected transaction=%s application=%s reason=%s", transaction_id, request.application, rejection.reason)
+        log.info(
+            "login rejected transaction=%s application=%s reason=%s",
+            transaction_id,
+            request.application,
+            rejection.reason,
+        )
         return LoginStatus(transaction_id, REJECTED, reason=rejection.reason)
 
     def _context(self, request: LoginRequest, now: Any) -> dict[str, Any]:
@@ -199,15 +243,23 @@ class LoginService:
         now = self.clock.now()
         user_key = f"{user.auth_profile}:{user.user_id}"
         async with self.database.read() as session:
-            devices = (await session.scalars(
-                select(DeviceRow).where(
-                    DeviceRow.auth_profile == user.auth_profile, DeviceRow.user_id == user.user_id,
-                    DeviceRow.revoked_at.is_(None),
+            devices = (
+                await session.scalars(
+                    select(DeviceRow).where(
+                        DeviceRow.auth_profile == user.auth_profile,
+                        DeviceRow.user_id == user.user_id,
+                        DeviceRow.revoked_at.is_(None),
+                    )
                 )
-            )).all()
+            ).all()
             if devices and await ratelimit.over_limit(
-                session, ratelimit.PUSH_SENT, user_key,
-                ratelimit.Limit(profile.rate_limit_count, timedelta(seconds=profile.rate_limit_window)), now,
+                session,
+                ratelimit.PUSH_SENT,
+                user_key,
+                ratelimit.Limit(
+                    profile.rate_limit_count, timedelta(seconds=profile.rate_limit_window)
+                ),
+                now,
             ):
                 return await self._reject(request, Rejection("rate_limited", user), decided_by)
         if not devices:
@@ -215,50 +267,92 @@ class LoginService:
 
         number = new_digits(profile.number_digits) if profile.verification == "number" else None
         transaction = TransactionRow(
-            id=new_transaction_id(), application=request.application, auth_profile=user.auth_profile,
-            user_id=user.user_id, username=user.username, push_profile=profile.name, status=PENDING,
-            verification=profile.verification, nonce=new_nonce(),
+            id=new_transaction_id(),
+            application=request.application,
+            auth_profile=user.auth_profile,
+            user_id=user.user_id,
+            username=user.username,
+            push_profile=profile.name,
+            status=PENDING,
+            verification=profile.verification,
+            nonce=new_nonce(),
             number_hash=self.keyring.hash_token(number) if number else None,
             number_digits=profile.number_digits if number else 0,
             require_user_verification=profile.require_user_verification,
             context={**self._context(request, now), "code_digits": profile.code_digits},
-            created_at=now, expires_at=now + timedelta(seconds=profile.timeout),
+            created_at=now,
+            expires_at=now + timedelta(seconds=profile.timeout),
         )
         canceled: list[str] = []
         async with self.database.write() as session:
-            older = (await session.scalars(
-                select(TransactionRow.id).where(
-                    TransactionRow.auth_profile == user.auth_profile, TransactionRow.user_id == user.user_id,
-                    TransactionRow.status == PENDING,
-                ).order_by(TransactionRow.created_at.desc())
-            )).all()
+            older = (
+                await session.scalars(
+                    select(TransactionRow.id)
+                    .where(
+                        TransactionRow.auth_profile == user.auth_profile,
+                        TransactionRow.user_id == user.user_id,
+                        TransactionRow.status == PENDING,
+                    )
+                    .order_by(TransactionRow.created_at.desc())
+                )
+            ).all()
             # At most max_pending open pushes per user: a new login cancels the oldest ones.
-            for old_id in older[max(profile.max_pending - 1, 0):]:
+            for old_id in older[max(profile.max_pending - 1, 0) :]:
                 result = await session.execute(
-                    update(TransactionRow).where(TransactionRow.id == old_id, TransactionRow.status == PENDING)
+                    update(TransactionRow)
+                    .where(TransactionRow.id == old_id, TransactionRow.status == PENDING)
                     .values(status="canceled", reason="superseded", resolved_at=now)
                 )
                 if getattr(result, "rowcount", 0) == 1:
                     canceled.append(old_id)
-                    await record_audit(session, "canceled", username=user.username, auth_profile=user.auth_profile,
-                                       transaction_id=old_id, outcome="canceled", reason="superseded")
+                    await record_audit(
+                        session,
+                        "canceled",
+                        username=user.username,
+                        auth_profile=user.auth_profile,
+                        transaction_id=old_id,
+                        outcome="canceled",
+                        reason="superseded",
+                    )
             session.add(transaction)
             ratelimit.add_event(session, ratelimit.PUSH_SENT, user_key, now)
             await record_audit(
-                session, "push_sent", username=user.username, auth_profile=user.auth_profile,
-                application=request.application, transaction_id=transaction.id, outcome="pending",
+                session,
+                "push_sent",
+                username=user.username,
+                auth_profile=user.auth_profile,
+                application=request.application,
+                transaction_id=transaction.id,
+                outcome="pending",
                 source_ip=request.client_ip,
-                details={"push_profile": profile.name, "decided_by": decided_by, "devices": len(devices),
-                         "verification": profile.verification},
+                details={
+                    "push_profile": profile.name,
+                    "decided_by": decided_by,
+                    "devices": len(devices),
+                    "verification": profile.verification,
+                },
             )
         for old_id in canceled:
             await self.bus.publish(old_id)
             publish_closed(self.hub, [d.id for d in devices], old_id, "canceled")
-        delivered = publish_challenge(self.hub, self.keyring, self.public_url, transaction, [d.id for d in devices])
-        log.info("push sent transaction=%s user=%s devices=%d delivered=%d", transaction.id, user.username, len(devices), delivered)
+        delivered = publish_challenge(
+            self.hub, self.keyring, self.public_url, transaction, [d.id for d in devices]
+        )
+        log.info(
+            "push sent transaction=%s user=%s devices=%d delivered=%d",
+            transaction.id,
+            user.username,
+            len(devices),
+            delivered,
+        )
         return LoginStatus(
-            transaction.id, PENDING, number=number, verification=profile.verification,
-            expires_at=transaction.expires_at, username=user.username, delivered=delivered > 0,
+            transaction.id,
+            PENDING,
+            number=number,
+            verification=profile.verification,
+            expires_at=transaction.expires_at,
+            username=user.username,
+            delivered=delivered > 0,
         )
 
     # ---- status -------------------------------------------------------------------------------
@@ -272,8 +366,13 @@ class LoginService:
             await self.expire(row.id)
             return await self.get_status(transaction_id)
         return LoginStatus(
-            row.id, row.status, reason=row.reason, verification=row.verification,
-            expires_at=row.expires_at, username=row.username, delivered=row.delivered_at is not None,
+            row.id,
+            row.status,
+            reason=row.reason,
+            verification=row.verification,
+            expires_at=row.expires_at,
+            username=row.username,
+            delivered=row.delivered_at is not None,
         )
 
     async def wait_for_status(self, transaction_id: str, timeout: float) -> LoginStatus:
@@ -287,10 +386,8 @@ class LoginService:
                 if status.final or remaining <= 0:
                     return status
                 event.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(remaining, RECHECK_SECONDS))
-                except TimeoutError:
-                    pass
         finally:
             self.bus.unsubscribe(transaction_id, event)
 
@@ -300,15 +397,26 @@ class LoginService:
         async with self.database.write() as session:
             result = await session.execute(
                 update(TransactionRow)
-                .where(TransactionRow.id == transaction_id, TransactionRow.status == PENDING, TransactionRow.expires_at <= now)
+                .where(
+                    TransactionRow.id == transaction_id,
+                    TransactionRow.status == PENDING,
+                    TransactionRow.expires_at <= now,
+                )
                 .values(status="expired", resolved_at=now)
             )
             done = getattr(result, "rowcount", 0) == 1
             if done:
                 row = await session.get(TransactionRow, transaction_id)
                 assert row is not None
-                await record_audit(session, "expired", username=row.username, auth_profile=row.auth_profile,
-                                   application=row.application, transaction_id=row.id, outcome="expired")
+                await record_audit(
+                    session,
+                    "expired",
+                    username=row.username,
+                    auth_profile=row.auth_profile,
+                    application=row.application,
+                    transaction_id=row.id,
+                    outcome="expired",
+                )
         if done:
             await self.bus.publish(transaction_id)
             await self._close_on_devices(transaction_id, "expired")
@@ -318,9 +426,13 @@ class LoginService:
         """Expire every overdue pending transaction (the sweeper calls this)."""
         now = self.clock.now()
         async with self.database.read() as session:
-            due = (await session.scalars(
-                select(TransactionRow.id).where(TransactionRow.status == PENDING, TransactionRow.expires_at <= now).limit(500)
-            )).all()
+            due = (
+                await session.scalars(
+                    select(TransactionRow.id)
+                    .where(TransactionRow.status == PENDING, TransactionRow.expires_at <= now)
+                    .limit(500)
+                )
+            ).all()
         count = 0
         for transaction_id in due:
             count += await self.expire(transaction_id)
@@ -331,22 +443,32 @@ class LoginService:
             row = await session.get(TransactionRow, transaction_id)
             if row is None or row.user_id is None:
                 return
-            device_ids = (await session.scalars(
-                select(DeviceRow.id).where(DeviceRow.auth_profile == row.auth_profile, DeviceRow.user_id == row.user_id)
-            )).all()
+            device_ids = (
+                await session.scalars(
+                    select(DeviceRow.id).where(
+                        DeviceRow.auth_profile == row.auth_profile, DeviceRow.user_id == row.user_id
+                    )
+                )
+            ).all()
         publish_closed(self.hub, list(device_ids), transaction_id, status)
 
     async def cancel(self, transaction_id: str) -> None:
         now = self.clock.now()
         async with self.database.write() as session:
             result = await session.execute(
-                update(TransactionRow).where(TransactionRow.id == transaction_id, TransactionRow.status == PENDING)
+                update(TransactionRow)
+                .where(TransactionRow.id == transaction_id, TransactionRow.status == PENDING)
                 .values(status="canceled", reason="canceled_by_application", resolved_at=now)
             )
             done = getattr(result, "rowcount", 0) == 1
             if done:
-                await record_audit(session, "canceled", transaction_id=transaction_id, outcome="canceled",
-                                   reason="canceled_by_application")
+                await record_audit(
+                    session,
+                    "canceled",
+                    transaction_id=transaction_id,
+                    outcome="canceled",
+                    reason="canceled_by_application",
+                )
         if done:
             await self.bus.publish(transaction_id)
             await self._close_on_devices(transaction_id, "canceled")

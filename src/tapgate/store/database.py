@@ -16,7 +16,12 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from tapgate.errors import ConfigError
 
@@ -54,8 +59,12 @@ def parse_database_url(url: str) -> DatabaseUrl:
         )
     if backend in ("postgresql", "postgres"):
         return DatabaseUrl(
-            async_url=parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
-            sync_url=parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False),
+            async_url=parsed.set(drivername="postgresql+psycopg").render_as_string(
+                hide_password=False
+            ),
+            sync_url=parsed.set(drivername="postgresql+psycopg").render_as_string(
+                hide_password=False
+            ),
             backend="postgresql",
             sqlite_path=None,
         )

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from alembic import command
 from tapgate.errors import ConfigError
 from tapgate.store.database import parse_database_url
 
@@ -46,7 +46,10 @@ def _connect(url: str) -> Iterator[Connection]:
     parsed = parse_database_url(url)
     if parsed.sqlite_path is not None:
         parsed.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed.sync_url, connect_args={"connect_timeout": 10} if parsed.backend == "postgresql" else {})
+    engine = create_engine(
+        parsed.sync_url,
+        connect_args={"connect_timeout": 10} if parsed.backend == "postgresql" else {},
+    )
     try:
         with engine.connect() as connection:
             yield connection

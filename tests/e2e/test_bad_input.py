@@ -1,0 +1,257 @@
+"""Bad input to the Auth API and the device API: clear 4xx JSON errors, never a 500."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tapgate.authenticator.device import fetch_challenges, request_header, send_answer
+from tapgate.crypto.signing import private_key_from_text, sign
+from tests.e2e.conftest import PASSWORD, enroll_device
+from tests.support import Api, Server
+
+
+@pytest.fixture
+def api(server: Server) -> Api:
+    return Api(server, "portal")
+
+
+def post_raw(api: Api, body: bytes, content_type: str = "application/json") -> httpx.Response:
+    return httpx.post(
+        api.base + "/api/v1/auth",
+        content=body,
+        headers={**api.headers, "Content-Type": content_type},
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"username": ', 400),
+        (b"[]", 400),
+        (b"{}", 400),
+        (b'{"username": ""}', 400),
+        (b'{"username": "ayse", "extra": 1}', 400),
+        (b'{"username": "ayse", "client_ip": "not-an-ip"}', 400),
+        (b'{"username": 12}', 400),
+        (b'{"username": "' + b"a" * 300 + b'"}', 400),
+        (b'{"username": "ayse", "password": "' + b"p" * 70_000 + b'"}', 413),
+    ],
+)
+def test_malformed_start_rejected(api: Api, body: bytes, expected: int) -> None:
+    response = post_raw(api, body)
+    assert response.status_code == expected
+    assert set(response.json()) == {"error", "message"}
+
+
+def test_unknown_user_and_wrong_password_look_alike(api: Api) -> None:
+    wrong = api.login("ayşe", "yanlış").json()
+    unknown = api.login("hiç-kimse", "yanlış").json()
+    assert wrong["status"] == unknown["status"] == "rejected"
+    assert wrong["reason"] == unknown["reason"] == "invalid_credentials"
+    assert set(wrong) == set(unknown)
+
+
+def test_missing_password_is_a_wrong_password(api: Api) -> None:
+    assert api.login("ayşe").json()["reason"] == "invalid_credentials"
+
+
+def test_no_device_rejected(api: Api) -> None:
+    assert api.login("berk", PASSWORD).json()["reason"] == "no_device"
+
+
+def test_repeated_failures_rate_limited(api: Api, server: Server) -> None:
+    enroll_device(server, "berk")
+    reasons = [api.login("berk", "yanlış").json()["reason"] for _ in range(5)]
+    assert reasons == ["invalid_credentials"] * 5
+    assert api.login("berk", PASSWORD).json()["reason"] == "rate_limited"
+
+
+def test_bad_bearer_token(server: Server) -> None:
+    response = httpx.post(
+        server.base + "/api/v1/auth",
+        json={"username": "ayşe"},
+        headers={"Authorization": "Bearer nope"},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+
+
+def test_oauth_wrong_secret(server: Server) -> None:
+    created = server.cli_json("client", "add", "portal", "--json")
+    response = httpx.post(
+        server.base + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(created["client_id"], "wrong"),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_oauth_credentials_in_form_body(server: Server) -> None:
+    created = server.cli_json("client", "add", "portal", "--json")
+    response = httpx.post(
+        server.base + "/oauth/token", data={"grant_type": "client_credentials", **created}
+    )
+    assert response.status_code == 200
+    assert response.json()["token_type"] == "Bearer"
+
+
+def test_oauth_unsupported_grant(server: Server) -> None:
+    response = httpx.post(server.base + "/oauth/token", data={"grant_type": "password"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_unknown_transaction_404(api: Api) -> None:
+    response = httpx.get(api.base + "/api/v1/auth/doesnotexist", headers=api.headers)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_other_applications_transaction_hidden(server: Server) -> None:
+    enroll_device(server, "ayşe")
+    mine = Api(server, "portal")
+    other = Api(server, "parolasiz")
+    transaction_id = mine.login("ayşe", PASSWORD).json()["transaction_id"]
+    response = httpx.get(f"{server.base}/api/v1/auth/{transaction_id}", headers=other.headers)
+    assert response.status_code == 404
+
+
+def test_wait_out_of_range(api: Api) -> None:
+    response = httpx.get(api.base + "/api/v1/auth/abc?wait=9999", headers=api.headers)
+    assert response.status_code == 400
+
+
+def test_code_on_tap_transaction(server: Server, api: Api) -> None:
+    enroll_device(server, "ayşe")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    response = httpx.post(
+        f"{api.base}/api/v1/auth/{transaction_id}/code",
+        json={"code": "123456"},
+        headers=api.headers,
+    )
+    assert response.status_code == 409
+    assert response.json()["error"] == "not_code_mode"
+
+
+def test_enrollment_token_single_use(server: Server) -> None:
+    url = server.cli_json("enroll", "ayşe", "--json")["enrollment_url"]
+    from tapgate.authenticator.device import ProtocolError, enroll
+
+    enroll(url, "Telefon")
+    with pytest.raises(ProtocolError):
+        enroll(url, "İkinci")
+
+
+def test_new_enrollment_voids_the_older_one(server: Server) -> None:
+    from tapgate.authenticator.device import ProtocolError, enroll
+
+    first = server.cli_json("enroll", "ayşe", "--json")["enrollment_url"]
+    second = server.cli_json("enroll", "ayşe", "--json")["enrollment_url"]
+    with pytest.raises(ProtocolError):
+        enroll(first, "Eski")
+    assert enroll(second, "Yeni").device_id
+
+
+def test_enroll_with_bad_keys_rejected(server: Server) -> None:
+    url = server.cli_json("enroll", "ayşe", "--json")["enrollment_url"]
+    token = url.rsplit("/", 1)[1]
+    response = httpx.post(
+        server.base + "/device/v1/enroll",
+        json={
+            "token": token,
+            "signing_key": "AAAA",
+            "agreement_key": "AAAA",
+            "name": "x",
+            "platform": "y",
+            "proof": "AAAA",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_key"
+
+
+def test_answer_replay_changes_nothing(server: Server, api: Api) -> None:
+    device = enroll_device(server, "ayşe")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    challenge = fetch_challenges(device)[0]
+    message = {
+        "v": 1,
+        "aud": device.public_url,
+        "iat": int(__import__("time").time()),
+        "device_id": device.device_id,
+        "transaction_id": transaction_id,
+        "nonce": challenge["nonce"],
+        "decision": "deny",
+        "uv": False,
+    }
+    body = {
+        "message": message,
+        "signature": sign(private_key_from_text(device.signing_key), message),
+    }
+    assert httpx.post(server.base + "/device/v1/answer", json=body).status_code == 200
+    replay = httpx.post(server.base + "/device/v1/answer", json=body)
+    assert replay.status_code == 409
+    assert api.status(transaction_id)["status"] == "denied"
+
+
+def test_tampered_answer_rejected(server: Server, api: Api) -> None:
+    device = enroll_device(server, "ayşe")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    challenge = fetch_challenges(device)[0]
+    message = {
+        "v": 1,
+        "aud": device.public_url,
+        "iat": int(__import__("time").time()),
+        "device_id": device.device_id,
+        "transaction_id": transaction_id,
+        "nonce": challenge["nonce"],
+        "decision": "deny",
+        "uv": False,
+    }
+    signature = sign(private_key_from_text(device.signing_key), message)
+    message["decision"] = "approve"
+    response = httpx.post(
+        server.base + "/device/v1/answer", json={"message": message, "signature": signature}
+    )
+    assert response.status_code == 409
+    assert api.status(transaction_id)["status"] == "pending"
+
+
+def test_another_users_device_cannot_answer(server: Server, api: Api) -> None:
+    ayse = enroll_device(server, "ayşe")
+    berk = enroll_device(server, "berk")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    challenge = fetch_challenges(ayse)[0]
+    result = send_answer(berk, challenge, "approve", number=None, uv=False)
+    assert result["accepted"] is False
+    assert api.status(transaction_id)["status"] == "pending"
+
+
+def test_signed_request_replay_rejected(server: Server) -> None:
+    device = enroll_device(server, "ayşe")
+    header = request_header(device, "GET", "/device/v1/challenges")
+    first = httpx.get(server.base + "/device/v1/challenges", headers={"Authorization": header})
+    replay = httpx.get(server.base + "/device/v1/challenges", headers={"Authorization": header})
+    assert first.status_code == 200
+    assert replay.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[]", b'{"message": 1}', b'{"message": {}, "signature": "x"}']
+)
+def test_malformed_answer_rejected(server: Server, body: bytes) -> None:
+    response = httpx.post(
+        server.base + "/device/v1/answer",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
+
+
+def test_device_requests_without_signature(server: Server) -> None:
+    for path in ("/device/v1/challenges", "/device/v1/stream"):
+        response = httpx.get(server.base + path)
+        assert response.status_code == 401
