@@ -59,6 +59,7 @@ class Runtime:
 
     def start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self._sweep(), name="expiry-sweeper"))
+        self.login.fanout.start()
 
     async def _sweep(self) -> None:
         """Expire overdue transactions and prune old counters, whatever node is alive."""
@@ -79,6 +80,7 @@ class Runtime:
             await asyncio.sleep(SWEEP_SECONDS)
 
     async def close(self) -> None:
+        await self.login.fanout.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -13,7 +13,7 @@ from tapgate.audit import record_audit
 from tapgate.errors import NotFoundError, RequestError
 from tapgate.push.challenge import DeviceView, check_decision, new_digits
 from tapgate.push.ports import PENDING, LoginStatus
-from tapgate.push.publish import publish_closed, transaction_view
+from tapgate.push.publish import transaction_view
 from tapgate.store.models import DeviceRow, TransactionRow, UserLockRow
 
 if TYPE_CHECKING:
@@ -152,8 +152,10 @@ async def record_answer(
         log.warning(
             "fraud reported transaction=%s user=%s device=%s", row.id, row.username, device.id
         )
-    await service.bus.publish(row.id)
-    publish_closed(service.hub, [d for d in device_ids if d != device.id], row.id, check.status)
+    if final_status == PENDING:
+        await service.fanout.transaction_changed(row.id)
+    else:
+        await service.fanout.transaction_closed(row.id, final_status, [d for d in device_ids if d != device.id])
     return AnswerResult(True, final_status, code)
 
 
@@ -208,7 +210,7 @@ async def submit_code(service: LoginService, transaction_id: str, code: str) -> 
             transaction_id=row.id,
             outcome=outcome,
         )
-    await service.bus.publish(row.id)
+    await service.fanout.transaction_changed(row.id)
     return await service.get_status(transaction_id)
 
 

@@ -28,8 +28,8 @@ from tapgate.policy.selection import auth_profile_order, select_method
 from tapgate.push import ratelimit
 from tapgate.push.challenge import new_digits, new_nonce, new_transaction_id
 from tapgate.push.events import EventBus
+from tapgate.push.fanout import Fanout
 from tapgate.push.ports import PENDING, REJECTED, LoginRequest, LoginStatus
-from tapgate.push.publish import publish_challenge, publish_closed
 from tapgate.secret import Secret
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceRow, TransactionRow, UserLockRow
@@ -67,6 +67,7 @@ class LoginService:
         self.hub = hub
         self.locator = locator
         self.public_url = public_url
+        self.fanout = Fanout(database, keyring, public_url, bus, hub)
 
     # ---- start ----------------------------------------------------------------------------
 
@@ -333,11 +334,8 @@ class LoginService:
                 },
             )
         for old_id in canceled:
-            await self.bus.publish(old_id)
-            publish_closed(self.hub, [d.id for d in devices], old_id, "canceled")
-        delivered = publish_challenge(
-            self.hub, self.keyring, self.public_url, transaction, [d.id for d in devices]
-        )
+            await self.fanout.transaction_closed(old_id, "canceled", [d.id for d in devices])
+        delivered = await self.fanout.challenge_created(transaction, [d.id for d in devices])
         log.info(
             "push sent transaction=%s user=%s devices=%d delivered=%d",
             transaction.id,
@@ -418,7 +416,6 @@ class LoginService:
                     outcome="expired",
                 )
         if done:
-            await self.bus.publish(transaction_id)
             await self._close_on_devices(transaction_id, "expired")
         return done
 
@@ -439,9 +436,11 @@ class LoginService:
         return count
 
     async def _close_on_devices(self, transaction_id: str, status: str) -> None:
+        """Wake waiters on every node and tell the user's devices the transaction closed."""
         async with self.database.read() as session:
             row = await session.get(TransactionRow, transaction_id)
             if row is None or row.user_id is None:
+                await self.fanout.transaction_changed(transaction_id)
                 return
             device_ids = (
                 await session.scalars(
@@ -450,7 +449,7 @@ class LoginService:
                     )
                 )
             ).all()
-        publish_closed(self.hub, list(device_ids), transaction_id, status)
+        await self.fanout.transaction_closed(transaction_id, status, list(device_ids))
 
     async def cancel(self, transaction_id: str) -> None:
         now = self.clock.now()
@@ -470,7 +469,6 @@ class LoginService:
                     reason="canceled_by_application",
                 )
         if done:
-            await self.bus.publish(transaction_id)
             await self._close_on_devices(transaction_id, "canceled")
 
     async def submit_code(self, transaction_id: str, code: str) -> LoginStatus:

@@ -1,0 +1,198 @@
+"""Tell every node that a transaction changed, so waiting requests wake and devices hear of it.
+
+One node (SQLite): the in-process event bus and the local device streams. Several nodes on
+PostgreSQL: the same locally, plus a NOTIFY that carries only ids; every other node re-reads the
+rows and acts for the waiters and device streams it holds. The rows stay the truth: a lost
+notification only delays a waiter until its own re-check timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from tapgate.delivery.direct import DirectHub
+from tapgate.keys import KeyRing
+from tapgate.push.events import EventBus
+from tapgate.push.publish import publish_challenge, publish_closed
+from tapgate.store.database import Database
+from tapgate.store.models import DeviceRow, TransactionRow
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "tapgate_events"
+# PostgreSQL's NOTIFY payload limit is 8000 bytes; above this the device list is left out and
+# receivers look the devices up themselves.
+_MAX_PAYLOAD = 7000
+_RECONNECT_MAX_SECONDS = 10.0
+
+
+class Fanout:
+    def __init__(
+        self, database: Database, keyring: KeyRing, public_url: str, bus: EventBus, hub: DirectHub
+    ) -> None:
+        self.database = database
+        self.keyring = keyring
+        self.public_url = public_url
+        self.bus = bus
+        self.hub = hub
+        self.node_id = uuid.uuid4().hex[:12]
+        self.clustered = database.backend == "postgresql"
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- senders ------------------------------------------------------------------------------
+
+    async def transaction_changed(self, transaction_id: str) -> None:
+        await self.bus.publish(transaction_id)
+        await self._notify({"k": "tx", "id": transaction_id})
+
+    async def challenge_created(self, row: TransactionRow, device_ids: list[str]) -> int:
+        """Deliver a new challenge; return how many local streams took it."""
+        delivered = publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)
+        await self._notify({"k": "challenge", "id": row.id, "d": device_ids})
+        return delivered
+
+    async def transaction_closed(
+        self, transaction_id: str, status: str, device_ids: list[str]
+    ) -> None:
+        await self.bus.publish(transaction_id)
+        publish_closed(self.hub, device_ids, transaction_id, status)
+        await self._notify({"k": "closed", "id": transaction_id, "s": status, "d": device_ids})
+
+    async def _notify(self, payload: dict[str, Any]) -> None:
+        if not self.clustered:
+            return
+        payload["n"] = self.node_id
+        text_payload = json.dumps(payload, separators=(",", ":"))
+        if len(text_payload) > _MAX_PAYLOAD:
+            payload.pop("d", None)
+            text_payload = json.dumps(payload, separators=(",", ":"))
+        try:
+            async with self.database.write_engine.connect() as connection:
+                await connection.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": CHANNEL, "payload": text_payload},
+                )
+                await connection.commit()
+        except Exception as exc:  # a hint that fails is covered by the waiters' own re-checks
+            log.warning("notify failed transaction=%s error=%s", payload.get("id"), exc)
+
+    # ---- receiver -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.clustered and self._task is None:
+            self._task = asyncio.create_task(self._listen_forever(), name="fanout-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen_forever(self) -> None:
+        import psycopg
+
+        url = (
+            make_url(self.database.url.sync_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+        delay = 0.5
+        first = True
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            except psycopg.Error as exc:
+                log.warning("listener cannot connect, retrying in %.1f s error=%s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
+                continue
+            notifications = connection.notifies()
+            try:
+                await connection.execute(f"LISTEN {CHANNEL}")
+                log.info("listening for cluster events node=%s", self.node_id)
+                delay = 0.5
+                if not first:
+                    await self._rescan()
+                first = False
+                async for notification in notifications:
+                    await self._handle(notification.payload)
+            except psycopg.Error as exc:
+                log.warning("listener connection lost, reconnecting error=%s", exc)
+            finally:
+                # Closing the connection while the notifies() generator is suspended hangs, so
+                # the generator goes first.
+                with contextlib.suppress(Exception):
+                    await notifications.aclose()
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            await asyncio.sleep(delay)
+
+    async def _handle(self, raw: str) -> None:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            log.warning("ignored malformed cluster event")
+            return
+        if not isinstance(payload, dict) or payload.get("n") == self.node_id:
+            return
+        transaction_id = payload.get("id")
+        if not isinstance(transaction_id, str):
+            return
+        try:
+            kind = payload.get("k")
+            if kind in ("tx", "closed"):
+                await self.bus.publish(transaction_id)
+            if kind == "closed":
+                device_ids = payload.get("d") or await self._device_ids(transaction_id)
+                publish_closed(
+                    self.hub, self._local(device_ids), transaction_id, str(payload.get("s"))
+                )
+            elif kind == "challenge":
+                device_ids = self._local(payload.get("d") or await self._device_ids(transaction_id))
+                if device_ids:
+                    async with self.database.read() as session:
+                        row = await session.get(TransactionRow, transaction_id)
+                    if row is not None and row.status == "pending":
+                        publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)
+        except Exception as exc:  # one bad event must not stop the listener
+            log.warning("cluster event failed transaction=%s error=%s", transaction_id, exc)
+
+    def _local(self, device_ids: list[str]) -> list[str]:
+        return [d for d in device_ids if self.hub.is_connected(d)]
+
+    async def _device_ids(self, transaction_id: str) -> list[str]:
+        async with self.database.read() as session:
+            row = await session.get(TransactionRow, transaction_id)
+            if row is None or row.user_id is None:
+                return []
+            ids = await session.scalars(
+                select(DeviceRow.id).where(
+                    DeviceRow.auth_profile == row.auth_profile, DeviceRow.user_id == row.user_id
+                )
+            )
+            return list(ids.all())
+
+    async def _rescan(self) -> None:
+        """After a reconnect, wake every local waiter and re-send open challenges to local streams,
+        since notifications sent while the listener was away are lost."""
+        async with self.database.read() as session:
+            rows = (
+                await session.scalars(
+                    select(TransactionRow).where(TransactionRow.status == "pending")
+                )
+            ).all()
+        for row in rows:
+            await self.bus.publish(row.id)
+            device_ids = self._local(await self._device_ids(row.id))
+            if device_ids:
+                publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)
+        log.info("listener rescanned pending transactions count=%d", len(rows))
