@@ -6,6 +6,7 @@ import click
 
 from tapgate import __version__
 from tapgate.cli.authenticator import authenticator
+from tapgate.cli.manage import device
 from tapgate.cli.objects import apply_command, auth_profile, export_command, policy
 from tapgate.cli.serve import db, serve
 from tapgate.cli.users import audit, client, enroll, user
@@ -32,6 +33,7 @@ for command in (
     enroll,
     audit,
     authenticator,
+    device,
 ):
     cli.add_command(command)
 

@@ -126,7 +126,9 @@ def client_add(application: str, as_json: bool, config_file: str | None) -> None
         )
 
 
-async def find_user(context: Context, username: str, auth_profile: str | None) -> DirectoryUser:
+async def find_user(
+    context: Context, username: str, auth_profile: str | None, *, check_account: bool = True
+) -> DirectoryUser:
     cache = ObjectCache(context.database, context.keyring, SystemClock())
     try:
         snapshot = await cache.current()
@@ -138,7 +140,7 @@ async def find_user(context: Context, username: str, auth_profile: str | None) -
             found = await profile.find_user(username)
             if found is not None:
                 problem = await profile.account_problem(found, SystemClock().now())
-                if problem is not None:
+                if check_account and problem is not None:
                     raise ObjectError(f"user {found.username!r} cannot enroll: {problem}")
                 return found
         raise NotFoundError(

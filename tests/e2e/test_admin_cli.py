@@ -1,0 +1,147 @@
+"""Administrative commands: policies, devices, user state, apply and export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tapgate.authenticator.device import fetch_challenges, send_answer
+from tests.e2e.conftest import PASSWORD, enroll_device
+from tests.support import Api, Server
+
+
+def test_policy_add_move_remove(server: Server) -> None:
+    server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
+               "--attribute", "group_name", "--value", "Bilgi İşlem")
+    server.cli("policy", "add", "--push-profile", "ofis-sayi", "--auth-profile", "personel",
+               "--attribute", "email", "--value", "*@ornek.com.tr", "--position", "1")
+    listed = server.cli_json("policy", "list", "--json")
+    assert [p["push_profile"] for p in listed] == ["ofis-sayi", "ofis"]
+
+    server.cli("policy", "move", "2", "1")
+    assert [p["push_profile"] for p in server.cli_json("policy", "list", "--json")] == ["ofis", "ofis-sayi"]
+    server.cli("policy", "remove", "1")
+    assert [p["position"] for p in server.cli_json("policy", "list", "--json")] == [1]
+
+
+def test_policy_add_rejects_backreference(server: Server) -> None:
+    result = server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
+                        "--attribute", "group_name", "--value", "/(a)\\1/", check=False)
+    assert result.returncode == 1
+    assert "error:" in result.stderr
+    assert server.cli_json("policy", "list", "--json") == []
+
+
+def test_policy_change_takes_effect_without_restart(server: Server) -> None:
+    enroll_device(server, "berk")
+    api = Api(server, "parolasiz")
+    assert api.login("berk").json()["status"] == "pending"
+    server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
+               "--attribute", "group_name", "--value", "Yok")
+    assert api.login("berk").json()["reason"] == "no_method"
+
+
+def test_policy_changes_are_audited(server: Server) -> None:
+    server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
+               "--attribute", "title", "--value", "Müdür")
+    records = server.cli_json("audit", "--event", "admin_change", "--json")
+    assert any("policies" in json.dumps(r["details"]) for r in records)
+
+
+def test_revoked_device_cannot_answer(server: Server) -> None:
+    phone = enroll_device(server, "ayşe")
+    api = Api(server, "portal")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    challenge = fetch_challenges(phone)[0]
+
+    devices = server.cli_json("device", "list", "ayşe", "--json")
+    assert [d["device_id"] for d in devices] == [phone.device_id]
+    server.cli("device", "revoke", phone.device_id)
+    assert send_answer(phone, challenge, "approve", number=None, uv=False)["accepted"] is False
+    assert api.status(transaction_id)["status"] == "pending"
+    assert api.login("ayşe", PASSWORD).json()["reason"] == "no_device"
+
+
+def test_disabled_and_expired_users_rejected(server: Server) -> None:
+    enroll_device(server, "berk")
+    api = Api(server, "portal")
+    server.cli("user", "disable", "berk", "--auth-profile", "personel")
+    assert api.login("berk", PASSWORD).json()["reason"] == "account_disabled"
+    server.cli("user", "enable", "berk", "--auth-profile", "personel")
+    assert api.login("berk", PASSWORD).json()["status"] == "pending"
+
+    server.cli("user", "add", "gül", "--auth-profile", "personel", "--password-stdin",
+               "--expires", "2020-01-01", stdin=PASSWORD + "\n")
+    assert api.login("gül", PASSWORD).json()["reason"] == "account_expired"
+
+
+def test_disabled_user_gets_no_enrollment(server: Server) -> None:
+    server.cli("user", "disable", "berk", "--auth-profile", "personel")
+    result = server.cli("enroll", "berk", "--json", check=False)
+    assert result.returncode == 1
+    assert "account_disabled" in result.stderr
+
+
+def test_wrong_password_never_reveals_account_state(server: Server) -> None:
+    server.cli("user", "disable", "berk", "--auth-profile", "personel")
+    api = Api(server, "portal")
+    assert api.login("berk", "yanlış").json()["reason"] == "invalid_credentials"
+
+
+def test_unlock_after_fraud(server: Server) -> None:
+    phone = enroll_device(server, "berk")
+    api = Api(server, "portal")
+    api.login("berk", PASSWORD)
+    send_answer(phone, fetch_challenges(phone)[0], "fraud", number=None, uv=False)
+    assert api.login("berk", PASSWORD).json()["reason"] == "fraud_locked"
+    server.cli("user", "unlock", "berk")
+    assert api.login("berk", PASSWORD).json()["status"] == "pending"
+
+
+def test_duplicate_username_in_any_case_rejected(server: Server) -> None:
+    result = server.cli("user", "add", "AYŞE", "--auth-profile", "personel", check=False)
+    assert result.returncode == 1
+    assert "already exists" in result.stderr
+
+
+def test_user_add_to_unknown_profile(server: Server) -> None:
+    result = server.cli("user", "add", "zeynep", "--auth-profile", "yok", check=False)
+    assert result.returncode == 1
+    assert "yok" in result.stderr
+
+
+def test_export_is_stable_and_reapplies(server: Server, tmp_path: Path) -> None:
+    first = server.cli("export").stdout
+    path = tmp_path / "exported.yaml"
+    path.write_text(first, encoding="utf-8")
+    assert server.cli("apply", str(path)).stdout.strip() == "no changes"
+    assert server.cli("export").stdout == first
+
+
+def test_apply_rejects_second_default_and_changes_nothing(server: Server, tmp_path: Path) -> None:
+    before = server.cli("export").stdout
+    path = tmp_path / "bad.yaml"
+    path.write_text("push_profiles:\n  - {name: a, fallback_auth_profiles: [personel], default: true}\n"
+                    "  - {name: b, fallback_auth_profiles: [personel], default: true}\n", encoding="utf-8")
+    result = server.cli("apply", str(path), check=False)
+    assert result.returncode == 1
+    assert "default" in result.stderr
+    assert server.cli("export").stdout == before
+
+
+def test_apply_unknown_key_names_it(server: Server, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("applications:\n  - {name: x, type: api, methods: [push], colour: red}\n", encoding="utf-8")
+    result = server.cli("apply", str(path), check=False)
+    assert result.returncode == 1
+    assert "colour" in result.stderr
+
+
+def test_apply_prune_deletes_unmentioned(server: Server, tmp_path: Path) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text("auth_profiles:\n  - {name: personel, type: local}\n"
+                    "push_profiles:\n  - {name: ofis, fallback_auth_profiles: [personel], default: true}\n"
+                    "applications:\n  - {name: portal, type: api, methods: [ofis]}\n", encoding="utf-8")
+    output = server.cli("apply", str(path), "--prune").stdout
+    assert "deleted application portal-sayi" in output
+    assert "deleted push profile ofis-kod" in output
