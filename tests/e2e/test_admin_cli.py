@@ -11,22 +11,58 @@ from tests.support import Api, Server
 
 
 def test_policy_add_move_remove(server: Server) -> None:
-    server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
-               "--attribute", "group_name", "--value", "Bilgi İşlem")
-    server.cli("policy", "add", "--push-profile", "ofis-sayi", "--auth-profile", "personel",
-               "--attribute", "email", "--value", "*@ornek.com.tr", "--position", "1")
+    server.cli(
+        "policy",
+        "add",
+        "--push-profile",
+        "ofis",
+        "--auth-profile",
+        "personel",
+        "--attribute",
+        "group_name",
+        "--value",
+        "Bilgi İşlem",
+    )
+    server.cli(
+        "policy",
+        "add",
+        "--push-profile",
+        "ofis-sayi",
+        "--auth-profile",
+        "personel",
+        "--attribute",
+        "email",
+        "--value",
+        "*@ornek.com.tr",
+        "--position",
+        "1",
+    )
     listed = server.cli_json("policy", "list", "--json")
     assert [p["push_profile"] for p in listed] == ["ofis-sayi", "ofis"]
 
     server.cli("policy", "move", "2", "1")
-    assert [p["push_profile"] for p in server.cli_json("policy", "list", "--json")] == ["ofis", "ofis-sayi"]
+    assert [p["push_profile"] for p in server.cli_json("policy", "list", "--json")] == [
+        "ofis",
+        "ofis-sayi",
+    ]
     server.cli("policy", "remove", "1")
     assert [p["position"] for p in server.cli_json("policy", "list", "--json")] == [1]
 
 
 def test_policy_add_rejects_backreference(server: Server) -> None:
-    result = server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
-                        "--attribute", "group_name", "--value", "/(a)\\1/", check=False)
+    result = server.cli(
+        "policy",
+        "add",
+        "--push-profile",
+        "ofis",
+        "--auth-profile",
+        "personel",
+        "--attribute",
+        "group_name",
+        "--value",
+        "/(a)\\1/",
+        check=False,
+    )
     assert result.returncode == 1
     assert "error:" in result.stderr
     assert server.cli_json("policy", "list", "--json") == []
@@ -36,14 +72,34 @@ def test_policy_change_takes_effect_without_restart(server: Server) -> None:
     enroll_device(server, "berk")
     api = Api(server, "parolasiz")
     assert api.login("berk").json()["status"] == "pending"
-    server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
-               "--attribute", "group_name", "--value", "Yok")
+    server.cli(
+        "policy",
+        "add",
+        "--push-profile",
+        "ofis",
+        "--auth-profile",
+        "personel",
+        "--attribute",
+        "group_name",
+        "--value",
+        "Yok",
+    )
     assert api.login("berk").json()["reason"] == "no_method"
 
 
 def test_policy_changes_are_audited(server: Server) -> None:
-    server.cli("policy", "add", "--push-profile", "ofis", "--auth-profile", "personel",
-               "--attribute", "title", "--value", "Müdür")
+    server.cli(
+        "policy",
+        "add",
+        "--push-profile",
+        "ofis",
+        "--auth-profile",
+        "personel",
+        "--attribute",
+        "title",
+        "--value",
+        "Müdür",
+    )
     records = server.cli_json("audit", "--event", "admin_change", "--json")
     assert any("policies" in json.dumps(r["details"]) for r in records)
 
@@ -70,8 +126,17 @@ def test_disabled_and_expired_users_rejected(server: Server) -> None:
     server.cli("user", "enable", "berk", "--auth-profile", "personel")
     assert api.login("berk", PASSWORD).json()["status"] == "pending"
 
-    server.cli("user", "add", "gül", "--auth-profile", "personel", "--password-stdin",
-               "--expires", "2020-01-01", stdin=PASSWORD + "\n")
+    server.cli(
+        "user",
+        "add",
+        "gül",
+        "--auth-profile",
+        "personel",
+        "--password-stdin",
+        "--expires",
+        "2020-01-01",
+        stdin=PASSWORD + "\n",
+    )
     assert api.login("gül", PASSWORD).json()["reason"] == "account_expired"
 
 
@@ -121,8 +186,11 @@ def test_export_is_stable_and_reapplies(server: Server, tmp_path: Path) -> None:
 def test_apply_rejects_second_default_and_changes_nothing(server: Server, tmp_path: Path) -> None:
     before = server.cli("export").stdout
     path = tmp_path / "bad.yaml"
-    path.write_text("push_profiles:\n  - {name: a, fallback_auth_profiles: [personel], default: true}\n"
-                    "  - {name: b, fallback_auth_profiles: [personel], default: true}\n", encoding="utf-8")
+    path.write_text(
+        "push_profiles:\n  - {name: a, fallback_auth_profiles: [personel], default: true}\n"
+        "  - {name: b, fallback_auth_profiles: [personel], default: true}\n",
+        encoding="utf-8",
+    )
     result = server.cli("apply", str(path), check=False)
     assert result.returncode == 1
     assert "default" in result.stderr
@@ -131,7 +199,9 @@ def test_apply_rejects_second_default_and_changes_nothing(server: Server, tmp_pa
 
 def test_apply_unknown_key_names_it(server: Server, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("applications:\n  - {name: x, type: api, methods: [push], colour: red}\n", encoding="utf-8")
+    path.write_text(
+        "applications:\n  - {name: x, type: api, methods: [push], colour: red}\n", encoding="utf-8"
+    )
     result = server.cli("apply", str(path), check=False)
     assert result.returncode == 1
     assert "colour" in result.stderr
@@ -139,9 +209,12 @@ def test_apply_unknown_key_names_it(server: Server, tmp_path: Path) -> None:
 
 def test_apply_prune_deletes_unmentioned(server: Server, tmp_path: Path) -> None:
     path = tmp_path / "small.yaml"
-    path.write_text("auth_profiles:\n  - {name: personel, type: local}\n"
-                    "push_profiles:\n  - {name: ofis, fallback_auth_profiles: [personel], default: true}\n"
-                    "applications:\n  - {name: portal, type: api, methods: [ofis]}\n", encoding="utf-8")
+    path.write_text(
+        "auth_profiles:\n  - {name: personel, type: local}\n"
+        "push_profiles:\n  - {name: ofis, fallback_auth_profiles: [personel], default: true}\n"
+        "applications:\n  - {name: portal, type: api, methods: [ofis]}\n",
+        encoding="utf-8",
+    )
     output = server.cli("apply", str(path), "--prune").stdout
     assert "deleted application portal-sayi" in output
     assert "deleted push profile ofis-kod" in output

@@ -1,0 +1,118 @@
+"""Restarts, simultaneous answers and the live device stream."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tapgate.authenticator.device import fetch_challenges, send_answer, stream_events
+from tests.e2e.conftest import PASSWORD, enroll_device, state_file
+from tests.support import TAPGATE, Api, Server, cli_env
+
+
+def test_restart_while_pending_still_resolves(server: Server) -> None:
+    phone = enroll_device(server, "ayşe")
+    api = Api(server, "portal")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+
+    assert server.stop() == 0
+    server.start()
+    challenge = fetch_challenges(phone)[0]
+    assert challenge["transaction_id"] == transaction_id
+    assert send_answer(phone, challenge, "approve", number=None, uv=False)["accepted"] is True
+    assert api.status(transaction_id, wait=5)["status"] == "approved"
+
+
+def test_sigterm_stops_cleanly(server: Server) -> None:
+    assert server.stop() == 0
+    assert "http stopped" in server.log()
+
+
+def test_simultaneous_answers_resolve_once(server: Server) -> None:
+    phones = [enroll_device(server, "berk", f"Cihaz {i}") for i in range(4)]
+    api = Api(server, "portal")
+    for _ in range(3):
+        transaction_id = api.login("berk", PASSWORD).json()["transaction_id"]
+        challenges = [fetch_challenges(p)[0] for p in phones]
+        decisions = ["approve", "deny", "approve", "deny"]
+        barrier = threading.Barrier(len(phones))
+
+        def answer(index: int) -> dict[str, Any]:
+            barrier.wait()
+            return send_answer(
+                phones[index], challenges[index], decisions[index], number=None, uv=False
+            )
+
+        with ThreadPoolExecutor(len(phones)) as pool:
+            results = list(pool.map(answer, range(len(phones))))
+        winners = [r for r in results if r["accepted"]]
+        assert len(winners) == 1
+        final = api.status(transaction_id)["status"]
+        assert final == winners[0]["status"]
+        records = server.cli_json("audit", "--user", "berk", "--event", "decision", "--json")
+        accepted = [
+            r
+            for r in records
+            if r["transaction_id"] == transaction_id and r["outcome"] != "ignored"
+        ]
+        assert len(accepted) == 1
+
+
+def test_new_login_cancels_older_pending(server: Server) -> None:
+    enroll_device(server, "ayşe")
+    api = Api(server, "portal-kod")
+    first = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    second = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    assert api.status(first)["status"] == "canceled"
+    assert api.status(second)["status"] == "pending"
+
+
+def test_stream_delivers_challenge_and_closed(server: Server) -> None:
+    phone = enroll_device(server, "ayşe", "Telefon")
+    tablet = enroll_device(server, "ayşe", "Tablet")
+    api = Api(server, "portal")
+    events: list[dict[str, Any]] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        for event in stream_events(phone):
+            events.append(event)
+            connected.set()
+            if event.get("event") == "closed":
+                return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    assert connected.wait(10)
+    send_answer(tablet, fetch_challenges(tablet)[0], "approve", number=None, uv=False)
+    thread.join(10)
+    kinds = [
+        (e["event"], e.get("transaction_id") or e["message"]["transaction_id"]) for e in events
+    ]
+    assert ("challenge", transaction_id) in kinds
+    assert ("closed", transaction_id) in kinds
+
+
+def test_listen_process_approves(server: Server, tmp_path: Path) -> None:
+    phone = state_file(server, "berk", tmp_path)
+    api = Api(server, "portal")
+    listener = subprocess.Popen(
+        [*TAPGATE, "authenticator", "listen", "--state", str(phone), "--approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        time.sleep(1.5)
+        transaction_id = api.login("berk", PASSWORD).json()["transaction_id"]
+        assert api.status(transaction_id, wait=10)["status"] == "approved"
+    finally:
+        listener.terminate()
+        _, stderr = listener.communicate(timeout=10)
+    assert "without asking" in stderr
