@@ -32,13 +32,15 @@ def test_sigterm_stops_cleanly(server: Server) -> None:
     assert "http stopped" in server.log()
 
 
+DECISIONS = ("approve", "deny", "approve", "deny")
+
+
 def test_simultaneous_answers_resolve_once(server: Server) -> None:
     phones = [enroll_device(server, "berk", f"Cihaz {i}") for i in range(4)]
     api = Api(server, "portal")
     for _ in range(3):
         transaction_id = api.login("berk", PASSWORD).json()["transaction_id"]
         challenges = [fetch_challenges(p)[0] for p in phones]
-        decisions = ["approve", "deny", "approve", "deny"]
         barrier = threading.Barrier(len(phones))
 
         def answer(index: int) -> dict[str, Any]:
