@@ -43,10 +43,14 @@ def test_simultaneous_answers_resolve_once(server: Server) -> None:
         challenges = [fetch_challenges(p)[0] for p in phones]
         barrier = threading.Barrier(len(phones))
 
-        def answer(index: int) -> dict[str, Any]:
+        def answer(
+            index: int,
+            barrier: threading.Barrier = barrier,
+            challenges: list[dict[str, Any]] = challenges,
+        ) -> dict[str, Any]:
             barrier.wait()
             return send_answer(
-                phones[index], challenges[index], decisions[index], number=None, uv=False
+                phones[index], challenges[index], DECISIONS[index], number=None, uv=False
             )
 
         with ThreadPoolExecutor(len(phones)) as pool:
