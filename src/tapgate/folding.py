@@ -39,6 +39,7 @@ def fold(text: str) -> str:
     text = text.translate(_TURKISH_I).casefold()
 
     # The dotted and dotless forms must end up as the same plain `i`.
-    text = text.replace("i" + _COMBINING_DOT_ABOVE, "i")
+    while "i" + _COMBINING_DOT_ABOVE in text:
+        text = text.replace("i" + _COMBINING_DOT_ABOVE, "i")
 
     return unicodedata.normalize("NFC", text)

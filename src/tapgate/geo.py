@@ -46,6 +46,10 @@ class Locator:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return "unknown"
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+            ip = ip.ipv4_mapped
+            address = str(ip)
         if ip.is_loopback:
             return "loopback"
         if any(ip in network for network in _PRIVATE_NETWORKS if network.version == ip.version):

@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,16 +31,8 @@ _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 def load_or_create_key_file(path: Path) -> bytes:
     """Return the 32-byte master key from `path`, creating it (mode 0600) when absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"cannot create key file {path}: {exc.strerror}") from exc
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(_KEY_BYTES)).decode() + "\n")
-        log.info("key file created path=%s", path)
+    if not path.exists():
+        _create_key_file(path)
     try:
         text = path.read_text().strip()
     except OSError as exc:
@@ -49,9 +42,34 @@ def load_or_create_key_file(path: Path) -> bytes:
     except ValueError as exc:
         raise ConfigError(f"key file {path} is not base64url; restore it from backup") from exc
     if len(key) != _KEY_BYTES:
-        # A concurrent creator may not have finished writing; an empty file means exactly that.
-        raise ConfigError(f"key file {path} holds {len(key)} bytes, expected {_KEY_BYTES}")
+        raise ConfigError(
+            f"key file {path} holds {len(key)} bytes, expected {_KEY_BYTES}; restore it from backup"
+        )
     return key
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new key to a private temporary file, then link it into place.
+
+    `os.link` fails when the path already exists, so of several processes creating the file at
+    once exactly one wins, and nobody ever sees a half-written file.
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tapgate-key-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(_KEY_BYTES)).decode() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+            log.info("key file created path=%s", path)
+        except FileExistsError:
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create key file {path}: {exc.strerror}") from exc
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,10 @@ class KeyRing:
     def decrypt(self, stored: str, context: str) -> Secret:
         if not stored.startswith("v1."):
             raise ConfigError(f"stored secret for {context} has an unknown format")
-        raw = base64.urlsafe_b64decode(stored[3:])
+        try:
+            raw = base64.urlsafe_b64decode(stored[3:].encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise ConfigError(f"stored secret for {context} is corrupted; store it again") from exc
         try:
             plain = AESGCM(self._derive("tapgate storage v1")).decrypt(
                 raw[:12], raw[12:], context.encode()

@@ -99,6 +99,20 @@ def check_public_url(url: str) -> list[str]:
     return []
 
 
+def _default_public_url(listen: HostPort) -> str:
+    try:
+        address = ipaddress.ip_address(listen.host)
+    except ValueError:
+        return f"http://{listen.host}:{listen.port}"
+    if address.is_unspecified:
+        raise ConfigError(
+            f"server.public_url is required when listening on {listen}: set the https address "
+            "devices and QR codes use"
+        )
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{host}:{listen.port}"
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -141,7 +155,7 @@ def load_settings(config_file: str | None = None, env: dict[str, str] | None = N
 
     server = data.get("server", {})
     listen = parse_host_port(server.get("listen", "127.0.0.1:8080"), "server.listen")
-    public_url = str(server.get("public_url") or f"http://{listen.host}:{listen.port}").rstrip("/")
+    public_url = str(server.get("public_url") or _default_public_url(listen)).rstrip("/")
     warnings = check_public_url(public_url)
 
     database_url = str(

@@ -18,6 +18,7 @@ from ldap_server import (
     ProfileFactory,
     Slapd,
     directory_ldif,
+    generated_ldif,
     minimal_ldif,
     profile_mapping,
     start_slapd,
@@ -57,7 +58,9 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 def slapd(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Slapd]:
     """A slapd with the full test directory, shared by the whole session."""
     _require_slapd()
-    server = start_slapd(tmp_path_factory.mktemp("slapd"), certificates, directory_ldif())
+    server = start_slapd(
+        tmp_path_factory.mktemp("slapd"), certificates, directory_ldif() + generated_ldif()
+    )
     yield server
     server.stop()
 

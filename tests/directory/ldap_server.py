@@ -216,6 +216,44 @@ def directory_ldif() -> str:
     return "".join(parts)
 
 
+_FIRST_NAMES = ("Ayşe", "İrem", "Gökhan", "Şule", "Ömer", "Çağrı", "Ilgın", "Doğan", "Ümit", "Ebru")
+_LAST_NAMES = (
+    "Yılmaz",
+    "Kaya",
+    "Demir",
+    "Şahin",
+    "Çelik",
+    "Öztürk",
+    "Aydın",
+    "Güneş",
+    "Işık",
+    "Erdoğan",
+)
+_DEPARTMENTS = ("Bilgi İşlem", "Finans", "İnsan Kaynakları", "Satış", "Güvenlik")
+GENERATED_USERS = 1000
+
+
+def generated_ldif(count: int = GENERATED_USERS) -> str:
+    """Return `count` generated people with Turkish names in `ou=Toplu`, spread over departments."""
+    ou = f"ou=Toplu,{BASE_DN}"
+    parts = [_entry(ou, [("objectClass", "organizationalUnit"), ("ou", "Toplu")])]
+    for index in range(count):
+        first = _FIRST_NAMES[index % len(_FIRST_NAMES)]
+        last = _LAST_NAMES[(index // len(_FIRST_NAMES)) % len(_LAST_NAMES)]
+        cn = f"{first} {last} {index:04d}"
+        parts.append(
+            _person(
+                f"cn={cn}",
+                cn,
+                f"toplu{index:04d}",
+                f"Toplu-Parola-{index}",
+                department=_DEPARTMENTS[index % len(_DEPARTMENTS)],
+                ou=ou,
+            )
+        )
+    return "".join(parts)
+
+
 def minimal_ldif() -> str:
     """Return just the service account and İrem, for servers a test kills."""
     return "".join(

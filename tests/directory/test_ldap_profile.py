@@ -8,7 +8,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from ldap_server import BASE_DN, GMOSER_GUID, GROUPS_OU, SERVICE_DN, ProfileFactory, Slapd
+from ldap_server import (
+    BASE_DN,
+    GMOSER_GUID,
+    GROUPS_OU,
+    SERVICE_DN,
+    ProfileFactory,
+    Slapd,
+)
 
 from tapgate.directory.base import (
     ACCOUNT_DISABLED,
@@ -210,7 +217,8 @@ async def test_connection_diagnostics(make_profile: ProfileFactory, slapd: Slapd
     assert f"bind as {SERVICE_DN} succeeded" in text
     assert f"base DN {BASE_DN}: found" in text
     assert "directory type: LDAP" in text
-    assert "user filter (sAMAccountName=*) matches 9 entries" in text
+    # The count stops at the diagnostics' cap, which the generated users exceed.
+    assert "user filter (sAMAccountName=*) matches at least" in text
     assert "user 'ikaya': found cn=Kaya\\2C İrem," in text
 
 
@@ -224,7 +232,9 @@ async def test_diagnostics_report_dead_server(make_profile: ProfileFactory, slap
 async def test_suggest_attribute_values(make_profile: ProfileFactory) -> None:
     profile = make_profile()
     assert await profile.suggest_values("department", "bil") == ["Bilgi İşlem"]
-    assert await profile.suggest_values("department", "") == ["Bilgi İşlem", "Finans"]
+    departments = await profile.suggest_values("department", "")
+    assert {"Bilgi İşlem", "Finans", "Satış"} <= set(departments)
+    assert len(departments) == len(set(departments))
     assert await profile.suggest_values("department", "*") == []
 
 

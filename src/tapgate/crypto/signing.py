@@ -7,6 +7,7 @@ because it is what the iOS Secure Enclave, Android Keystore and WebCrypto all ho
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import rfc8785
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 _COORDINATE_BYTES = 32
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class BadSignature(Exception):
@@ -30,7 +32,9 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str) -> bytes:
-    if not isinstance(text, str) or len(text) > 4096:
+    # The standard decoder skips characters outside the alphabet, which would give one value
+    # several spellings, so the alphabet is checked first.
+    if not isinstance(text, str) or len(text) > 4096 or not _B64URL.fullmatch(text):
         raise BadSignature("invalid base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -60,7 +64,12 @@ def verify(public_key: ec.EllipticCurvePublicKey, message: dict[str, Any], signa
     r = int.from_bytes(raw[:_COORDINATE_BYTES], "big")
     s = int.from_bytes(raw[_COORDINATE_BYTES:], "big")
     try:
-        public_key.verify(encode_dss_signature(r, s), canonical(message), ec.ECDSA(hashes.SHA256()))
+        signed = canonical(message)
+    except (ValueError, TypeError) as exc:
+        # RFC 8785 has no form for integers beyond 2**53, NaN or infinities.
+        raise BadSignature("message has no canonical form") from exc
+    try:
+        public_key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature as exc:
         raise BadSignature("signature does not verify") from exc
 

@@ -7,7 +7,6 @@ falls back to signed polling, which always returns every open challenge.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from typing import Any
@@ -53,12 +52,22 @@ class DirectHub:
                 delivered = True
             except asyncio.QueueFull:
                 log.warning("device stream full, closing it device=%s", device_id)
+                _end_stream(queue)
                 self.disconnect(device_id, queue)
         return delivered
 
     def close_device(self, device_id: str) -> None:
         """End every stream of a device (revoked)."""
         for queue in list(self._streams.get(device_id, ())):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+            _end_stream(queue)
             self.disconnect(device_id, queue)
+
+
+def _end_stream(queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    """Queue the end marker that makes the stream's reader stop; when the queue is full, drop
+    what the reader has not read first. The device reconnects and gets every open challenge
+    again, so nothing dropped is lost."""
+    if queue.full():
+        while not queue.empty():
+            queue.get_nowait()
+    queue.put_nowait(None)

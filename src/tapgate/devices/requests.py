@@ -44,7 +44,8 @@ async def authenticate_device(
     """Return the device that signed this request, or raise DeviceAuthError."""
     payload, signature = parse_header(header)
     if (
-        payload["v"] != 1
+        type(payload["v"]) is not int
+        or payload["v"] != 1
         or payload["aud"] != audience
         or payload["method"] != method
         or payload["path"] != path

@@ -130,7 +130,7 @@ class RadiusClientSpec:
 
 
 def parse_auth_profile(data: Mapping[str, Any], index: int) -> AuthProfileSpec:
-    where = _where("auth_profiles", index, data.get("name"))
+    where = _where("auth_profiles", index, data.get("name") if isinstance(data, Mapping) else None)
     if not isinstance(data, Mapping):
         raise ObjectError(f"{where}: must be a mapping")
     name = check_name(where, data.get("name"))

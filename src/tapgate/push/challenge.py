@@ -98,7 +98,11 @@ def check_decision(
     unknown = set(message) - _DECISION_KEYS
     if unknown:
         return DecisionCheck(False, problem=f"unknown fields {sorted(unknown)}")
-    if message.get("v") != MESSAGE_VERSION or message.get("aud") != audience:
+    if (
+        type(message.get("v")) is not int
+        or message["v"] != MESSAGE_VERSION
+        or message.get("aud") != audience
+    ):
         return DecisionCheck(False, problem="wrong version or audience")
     if message.get("device_id") != device.id or message.get("transaction_id") != transaction.id:
         return DecisionCheck(False, problem="answer names another device or transaction")
@@ -110,8 +114,9 @@ def check_decision(
         verify(public_key_from_text(device.signing_key), message, signature)
     except BadSignature:
         return DecisionCheck(False, problem="bad signature")
-    if not isinstance(message.get("nonce"), str) or not hmac.compare_digest(
-        message["nonce"], transaction.nonce
+    nonce = message.get("nonce")
+    if not isinstance(nonce, str) or not hmac.compare_digest(
+        nonce.encode(), transaction.nonce.encode()
     ):
         return DecisionCheck(False, problem="nonce does not match the challenge")
     issued = message.get("iat")

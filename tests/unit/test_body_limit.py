@@ -1,0 +1,137 @@
+"""The request body limit, driven as a bare ASGI middleware."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from tapgate.api.limits import MAX_BODY_BYTES, BodyLimit
+
+LIMIT = 1024
+
+
+class EchoApp:
+    """An ASGI app that reads the whole body and responds 200 with its length."""
+
+    def __init__(self) -> None:
+        self.called = False
+        self.body = b""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.called = True
+        if scope["type"] != "http":
+            return
+        while True:
+            message = await receive()
+            self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        payload = str(len(self.body)).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def post(
+    app: Any, chunks: list[bytes], content_length: int | None = None, limit: int = LIMIT
+) -> list[Message]:
+    """Send one POST with `chunks` as the body through BodyLimit and return the messages sent."""
+    headers = [(b"content-type", b"application/json")]
+    if content_length is not None:
+        headers.append((b"content-length", str(content_length).encode()))
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/auth", "headers": headers}
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await BodyLimit(app, limit=limit)(scope, receive, send)
+    return sent
+
+
+def status(sent: list[Message]) -> int:
+    return int(sent[0]["status"])
+
+
+def body(sent: list[Message]) -> bytes:
+    return b"".join(message.get("body", b"") for message in sent[1:])
+
+
+async def test_declared_over_limit_413() -> None:
+    sent = await post(EchoApp(), [b"{}"], content_length=LIMIT + 1)
+    assert status(sent) == 413
+
+
+async def test_declared_over_limit_json() -> None:
+    sent = await post(EchoApp(), [b"{}"], content_length=LIMIT + 1)
+    assert json.loads(body(sent))["error"] == "too_large"
+
+
+async def test_declared_over_limit_content_type() -> None:
+    sent = await post(EchoApp(), [b"{}"], content_length=LIMIT + 1)
+    assert (b"content-type", b"application/json") in sent[0]["headers"]
+
+
+async def test_declared_over_limit_skips_app() -> None:
+    app = EchoApp()
+    await post(app, [b"{}"], content_length=LIMIT + 1)
+    assert app.called is False
+
+
+async def test_chunked_over_limit_413() -> None:
+    chunks = [b"x" * 400] * 3
+    sent = await post(EchoApp(), chunks)
+    assert status(sent) == 413
+
+
+async def test_chunked_over_limit_json() -> None:
+    sent = await post(EchoApp(), [b"x" * 400] * 3)
+    assert json.loads(body(sent))["error"] == "too_large"
+
+
+async def test_understated_length_413() -> None:
+    sent = await post(EchoApp(), [b"x" * 600, b"x" * 600], content_length=10)
+    assert status(sent) == 413
+
+
+async def test_under_limit_passes() -> None:
+    payload = '{"username": "ayşe"}'.encode()
+    sent = await post(EchoApp(), [payload], content_length=len(payload))
+    assert (status(sent), body(sent)) == (200, str(len(payload)).encode())
+
+
+async def test_exact_limit_passes() -> None:
+    sent = await post(EchoApp(), [b"x" * 512, b"x" * 512])
+    assert (status(sent), body(sent)) == (200, str(LIMIT).encode())
+
+
+async def test_chunks_reach_app() -> None:
+    app = EchoApp()
+    await post(app, [b'{"username": ', b'"ismail"}'])
+    assert app.body == b'{"username": "ismail"}'
+
+
+async def test_default_limit_64_kib() -> None:
+    sent = await post(EchoApp(), [b"{}"], content_length=MAX_BODY_BYTES + 1, limit=MAX_BODY_BYTES)
+    assert status(sent) == 413
+
+
+async def test_lifespan_passes_through() -> None:
+    app = EchoApp()
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        return None
+
+    await BodyLimit(app, limit=LIMIT)({"type": "lifespan"}, receive, send)
+    assert app.called is True
