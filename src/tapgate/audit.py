@@ -70,7 +70,8 @@ async def record_audit(
         )
     )
     log.info(
-        "audit event=%s user=%s application=%s transaction=%s device=%s outcome=%s reason=%s",
+        # %r escapes newlines and control characters a username may carry into the log.
+        "audit event=%s user=%r application=%s transaction=%s device=%s outcome=%s reason=%s",
         event,
         username,
         application,
@@ -107,7 +108,7 @@ async def list_audit(
     event: str | None = None,
     limit: int = 1000,
 ) -> list[AuditRow]:
-    query = select(AuditRow).order_by(AuditRow.id)
+    query = select(AuditRow)
     if username is not None:
         query = query.where(AuditRow.username == username)
     if since is not None:

@@ -48,9 +48,13 @@ class DatabaseClients:
                     RadiusClient(
                         name=row.name,
                         networks=parse_networks([config["address"]]),
-                        secret=self._runtime.keyring.decrypt(row.secret, f"radius_client:{row.name}"),
+                        secret=self._runtime.keyring.decrypt(
+                            row.secret, f"radius_client:{row.name}"
+                        ),
                         application=config["application"],
-                        require_message_authenticator=bool(config.get("require_message_authenticator", True)),
+                        require_message_authenticator=bool(
+                            config.get("require_message_authenticator", True)
+                        ),
                         client_ip_attribute=config.get("client_ip_attribute", "Calling-Station-Id"),
                         timeout=config.get("timeout"),
                         language=config.get("language", "en"),
@@ -66,6 +70,8 @@ class DatabaseClients:
 async def start_radius(runtime: Runtime) -> RadiusServer:
     listen = runtime.settings.radius_listen
     assert listen is not None
-    server = RadiusServer(runtime.login, DatabaseClients(runtime), host=listen.host, port=listen.port)
+    server = RadiusServer(
+        runtime.login, DatabaseClients(runtime), host=listen.host, port=listen.port
+    )
     await server.start()
     return server

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from tapgate.errors import ConfigError
+from tapgate.yamlfile import YamlFileError, load_yaml_file
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +114,9 @@ def _default_public_url(listen: HostPort) -> str:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"settings file {path} is not valid YAML: {exc}") from exc
+        data = load_yaml_file(path) or {}
+    except YamlFileError as exc:
+        raise ConfigError(f"settings file: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"settings file {path} must be a mapping of sections")
     for section, body in data.items():

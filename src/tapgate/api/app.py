@@ -15,8 +15,10 @@ from tapgate.api.device_routes import enrollment_router
 from tapgate.api.device_routes import router as device_router
 from tapgate.api.errors import install_error_handlers
 from tapgate.api.limits import BodyLimit
+from tapgate.delivery.metrics import metrics_endpoint
 from tapgate.runtime import Runtime
 from tapgate.store.migrate import head_revision
+from tapgate.web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(device_router)
     app.include_router(enrollment_router)
+    install_web(app, runtime)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -25,7 +25,9 @@ router = APIRouter()
 MAX_WAIT_SECONDS = 120
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread
+    # hand-off on every request for one attribute read.
     value: Runtime = request.app.state.runtime
     return value
 
@@ -47,9 +49,16 @@ class AuthStart(BaseModel):
         if value is None or value == "":
             return None
         try:
-            return str(ipaddress.ip_address(value))
+            address = ipaddress.ip_address(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+        # One spelling per address, so rate limits and the audit log count it once: IPv4-mapped
+        # IPv6 becomes IPv4 and a zone index (fe80::1%eth0) is dropped.
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return str(address.ipv4_mapped)
+            return str(ipaddress.IPv6Address(address.packed))
+        return str(address)
 
 
 class CodeSubmission(BaseModel):
@@ -116,7 +125,7 @@ async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
     async with rt.database.write() as session:
         issued = await issue_token(session, rt.keyring, client_id, client_secret, rt.clock.now())
     if issued is None:
-        log.info("token request rejected client_id=%s", client_id[:64])
+        log.info("token request rejected client_id=%r", client_id[:64])
         return error_response(
             401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": "Basic"}
         )

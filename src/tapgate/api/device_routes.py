@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from tapgate.api.auth_routes import RuntimeDep
 from tapgate.crypto.signing import public_key_to_text
+from tapgate.delivery.receipts import record_receipt
 from tapgate.devices.confirmation import hold_for_confirmation
 from tapgate.devices.enrollment import complete_enrollment
 from tapgate.devices.requests import authenticate_device
@@ -34,7 +35,21 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise RequestError("request body is not valid JSON", "invalid_request", 400) from exc
     if not isinstance(body, dict):
         raise RequestError("request body must be a JSON object", "invalid_request", 400)
+    reject_lone_surrogates(body)
     return body
+
+
+def reject_lone_surrogates(body: Any) -> None:
+    """Raise RequestError when a JSON string holds a lone UTF-16 surrogate (`"\\ud800"`).
+
+    JSON allows such escapes, but they are not text: no database can store them.
+    """
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(
+            "request body contains an invalid Unicode escape", "invalid_request", 400
+        ) from exc
 
 
 def _client_ip(request: Request) -> str | None:
@@ -70,7 +85,7 @@ async def enroll(request: Request, rt: RuntimeDep) -> JSONResponse:
         # A web page that issued the enrollment waits for this code; the device stays on hold
         # until the person there types it.
         confirmation = await hold_for_confirmation(session, rt.keyring, device, rt.clock.now())
-    log.info("device enrolled device=%s user=%s", device.id, device.username)
+    log.info("device enrolled device=%s user=%r", device.id, device.username)
     response: dict[str, Any] = {
         "device_id": device.id,
         "username": device.username,
@@ -111,6 +126,11 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
                 try:
                     event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
+                    # A device revoked by another process (the CLI, another node) is noticed
+                    # here, at the latest one heartbeat after the revocation.
+                    if await _revoked(rt, device.id):
+                        log.info("stream closed for revoked device device=%s", device.id)
+                        return
                     yield b": heartbeat\n\n"
                     continue
                 if event is None:
@@ -124,6 +144,12 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+async def _revoked(rt: Runtime, device_id: str) -> bool:
+    async with rt.database.read() as session:
+        row = await session.get(DeviceRow, device_id)
+    return row is None or row.revoked_at is not None
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -151,6 +177,20 @@ async def answer(request: Request, rt: RuntimeDep) -> JSONResponse:
     if result.code is not None:
         body_out["code"] = result.code
     return JSONResponse(body_out, status_code=200 if result.accepted else 409)
+
+
+@router.post("/receipt")
+async def receipt(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """Record a signed delivery receipt: the device got the challenge."""
+    body = await _json_body(request)
+    result = await record_receipt(
+        rt.database,
+        rt.settings.public_url,
+        rt.clock.now(),
+        body.get("message"),
+        body.get("signature"),
+    )
+    return JSONResponse({"recorded": True, "first": result.first})
 
 
 enrollment_router = APIRouter()

@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tapgate.errors import DeviceAuthError, NotFoundError, ObjectError, RequestError
@@ -48,6 +49,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ObjectError)
     async def _object(request: Request, exc: ObjectError) -> JSONResponse:
         return error_response(400, exc.code, str(exc))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # The database is unreachable, as during a restart or a failover. That is an expected
+        # failure: fail closed with a status that balancers and applications retry, and log one
+        # line instead of a traceback.
+        detail = (str(exc.orig).strip().splitlines() or [""])[0]
+        log.warning("database unavailable path=%s error=%s", request.url.path, detail)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; retry shortly",
+            {"Retry-After": "1"},
+        )
 
     @app.exception_handler(DeviceAuthError)
     async def _device(request: Request, exc: DeviceAuthError) -> JSONResponse:

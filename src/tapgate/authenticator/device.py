@@ -24,9 +24,17 @@ from tapgate.crypto.signing import (
     sign,
     verify,
 )
+from tapgate.delivery.sealing import SealError, open_sealed
 from tapgate.devices.protocol import DEVICE_AUTH_SCHEME as SCHEME
 from tapgate.devices.protocol import ENROLLMENT_PATH
 from tapgate.errors import ConfigError
+from tapgate.relay.device_client import (
+    RelayError,
+    create_mailbox,
+    fetch_sealed,
+    post_through_relay,
+    stream_sealed,
+)
 
 TIMEOUT = httpx.Timeout(10.0, read=30.0)
 
@@ -46,8 +54,15 @@ def split_enrollment_url(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}{prefix}", token
 
 
-def enroll(url: str, name: str, platform: str = "tapgate-cli") -> DeviceState:
+def enroll(
+    url: str, name: str, platform: str = "tapgate-cli", relay_url: str | None = None
+) -> DeviceState:
     public_url, token = split_enrollment_url(url)
+    relay = None
+    delivery: dict[str, Any] = {"direct": True}
+    if relay_url is not None:
+        relay = {"url": relay_url.rstrip("/"), **_relay_call(create_mailbox, relay_url, public_url)}
+        delivery = {"relay": {"url": relay["url"], "address": relay["address"]}}
     signing = new_private_key()
     agreement = new_private_key()
     signing_text = public_key_to_text(signing.public_key())
@@ -66,7 +81,7 @@ def enroll(url: str, name: str, platform: str = "tapgate-cli") -> DeviceState:
         "agreement_key": agreement_text,
         "name": name,
         "platform": platform,
-        "delivery": {"direct": True},
+        "delivery": delivery,
         "proof": sign(signing, proof_message),
     }
     response = httpx.post(f"{public_url}/device/v1/enroll", json=body, timeout=TIMEOUT)
@@ -82,6 +97,7 @@ def enroll(url: str, name: str, platform: str = "tapgate-cli") -> DeviceState:
         agreement_key=private_key_to_text(agreement),
         server_signing_key=data["server_signing_key"],
         confirmation_code=data.get("confirmation_code"),
+        relay=relay,
     )
 
 
@@ -129,6 +145,8 @@ def verify_challenge(state: DeviceState, envelope: dict[str, Any]) -> dict[str, 
 
 
 def fetch_challenges(state: DeviceState) -> list[dict[str, Any]]:
+    if state.relay is not None:
+        return [open_challenge(state, sealed) for sealed in _relay_call(fetch_sealed, state.relay)]
     path = _path(state, "/device/v1/challenges")
     response = httpx.get(
         state.public_url + "/device/v1/challenges",
@@ -141,7 +159,12 @@ def fetch_challenges(state: DeviceState) -> list[dict[str, Any]]:
 
 
 def stream_events(state: DeviceState) -> Iterator[dict[str, Any]]:
-    """Yield events from the direct stream until it drops (the caller reconnects)."""
+    """Yield events from the direct stream, or the relay mailbox, until it drops (the caller
+    reconnects). A challenge event carries `via`, the provider that brought it."""
+    if state.relay is not None:
+        for sealed in _relay_call(stream_sealed, state.relay):
+            yield {"event": "challenge", "message": open_challenge(state, sealed), "via": "relay"}
+        return
     path = _path(state, "/device/v1/stream")
     headers = {"Authorization": request_header(state, "GET", path), "Accept": "text/event-stream"}
     with httpx.stream(
@@ -157,6 +180,7 @@ def stream_events(state: DeviceState) -> Iterator[dict[str, Any]]:
                 event = json.loads(line[6:])
                 if event.get("event") == "challenge":
                     event["message"] = verify_challenge(state, event)
+                    event["via"] = "direct"
                 yield event
 
 
@@ -179,8 +203,55 @@ def send_answer(
         "message": message,
         "signature": sign(private_key_from_text(state.signing_key), message),
     }
-    response = httpx.post(state.public_url + "/device/v1/answer", json=body, timeout=TIMEOUT)
+    response = _post_signed(state, "answer", body)
     if response.status_code not in (200, 409):
         raise ProtocolError(f"answer failed: HTTP {response.status_code} {_message(response)}")
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def _relay_call(function: Any, *args: Any) -> Any:
+    """Call a relay client function, turning relay failures into ProtocolError."""
+    try:
+        return function(*args)
+    except RelayError as exc:
+        raise ProtocolError(str(exc)) from exc
+
+
+def _post_signed(state: DeviceState, kind: str, body: dict[str, Any]) -> httpx.Response:
+    """Post a signed answer or receipt to the server, or through the relay when enrolled so."""
+    if state.relay is not None:
+        return post_through_relay(state.relay, kind, body)
+    return httpx.post(f"{state.public_url}/device/v1/{kind}", json=body, timeout=TIMEOUT)
+
+
+def open_challenge(state: DeviceState, sealed: dict[str, Any]) -> dict[str, Any]:
+    """Decrypt a sealed challenge with the agreement key and verify the server's signature."""
+    try:
+        envelope = open_sealed(sealed, private_key_from_text(state.agreement_key), state.device_id)
+    except SealError as exc:
+        raise ProtocolError(f"sealed challenge rejected: {exc}") from exc
+    return verify_challenge(state, envelope)
+
+
+def send_receipt(state: DeviceState, challenge: dict[str, Any], via: str) -> dict[str, Any]:
+    """Tell the server, by a signed receipt, that the challenge reached this device."""
+    message = {
+        "v": 1,
+        "aud": state.public_url,
+        "iat": int(time.time()),
+        "device_id": state.device_id,
+        "transaction_id": challenge["transaction_id"],
+        "nonce": challenge["nonce"],
+        "type": "receipt",
+        "via": via,
+    }
+    body = {
+        "message": message,
+        "signature": sign(private_key_from_text(state.signing_key), message),
+    }
+    response = _post_signed(state, "receipt", body)
+    if response.status_code != 200:
+        raise ProtocolError(f"receipt failed: HTTP {response.status_code} {_message(response)}")
     result: dict[str, Any] = response.json()
     return result

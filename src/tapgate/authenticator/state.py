@@ -30,6 +30,9 @@ class DeviceState:
     pin_hash: str | None = None
     # The code a web page asks for after enrolling from the registration panel or the console.
     confirmation_code: str | None = None
+    # The relay mailbox this device listens on ({"url", "address", "token"}), when enrolled
+    # with --relay.
+    relay: dict[str, str] | None = None
     challenges: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def remember(self, message: dict[str, Any]) -> None:

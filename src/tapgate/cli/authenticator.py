@@ -16,6 +16,7 @@ from tapgate.authenticator.device import (
     ProtocolError,
     fetch_challenges,
     send_answer,
+    send_receipt,
     stream_events,
 )
 from tapgate.authenticator.device import (
@@ -67,13 +68,26 @@ def authenticator() -> None:
     "--name", default="tapgate CLI", show_default=True, help="Device name shown to the user."
 )
 @click.option(
+    "--relay",
+    "relay_url",
+    default=None,
+    help="Receive challenges through this tapgate relay (https URL) instead of a direct stream.",
+)
+@click.option(
     "--pin-stdin",
     is_flag=True,
     help="Read a local PIN from standard input, asked before approvals that need user verification.",
 )
 @config_ignored
 @handle_errors
-def enroll(url: str, state_file: str, name: str, pin_stdin: bool, config_file: str | None) -> None:
+def enroll(
+    url: str,
+    state_file: str,
+    name: str,
+    relay_url: str | None,
+    pin_stdin: bool,
+    config_file: str | None,
+) -> None:
     """Enroll this authenticator with an enrollment URL."""
     path = Path(state_file)
     if path.exists():
@@ -85,7 +99,7 @@ def enroll(url: str, state_file: str, name: str, pin_stdin: bool, config_file: s
             fail("the PIN must have at least 4 characters")
         pin_hash = _hasher.hash(pin)
     try:
-        state = enroll_device(url, name)
+        state = enroll_device(url, name, relay_url=relay_url)
     except (ProtocolError, httpx.HTTPError) as exc:
         fail(str(exc) or type(exc).__name__)
         return
@@ -120,23 +134,26 @@ def pending(state_file: str, as_json: bool, config_file: str | None) -> None:
     if as_json:
         click.echo(json.dumps([_row(m) for m in challenges], ensure_ascii=False))
         return
+    if not challenges:
+        click.echo("no pending login requests")
     for message in challenges:
         _show(message)
 
 
-def _show(message: dict[str, Any]) -> None:
-    click.echo(f"Login request {message['transaction_id']}", err=True)
-    click.echo(
-        f"  application: {message.get('application')}   user: {message.get('username')}", err=True
-    )
-    click.echo(
-        f"  time: {message.get('created_at')}   from: {message.get('client_ip')} ({message.get('location')})",
-        err=True,
-    )
-    click.echo(
+def _show(message: dict[str, Any], err: bool = False) -> None:
+    """Print a challenge's login context; `listen` prints to standard error, around its prompts."""
+    verification = message.get("verification")
+    lines = [
+        f"Login request {message['transaction_id']}",
+        f"  application: {message.get('application')}   user: {message.get('username')}",
+        f"  time: {message.get('created_at')}   from: {message.get('client_ip')} "
+        f"({message.get('location')})",
         f"  browser: {message.get('user_agent') or '-'}   expires: {message.get('expires_at')}",
-        err=True,
-    )
+    ]
+    if verification == "number":
+        lines.append("  approving needs the number shown on the login screen (--number N)")
+    for line in lines:
+        click.echo(line, err=err)
 
 
 def _decision(approve: bool, deny: bool, fraud: bool) -> str | None:
@@ -223,6 +240,8 @@ def answer(
         return
     if not result.get("accepted"):
         fail(f"answer not accepted; the transaction is {result.get('status')}")
+    if decision == "approve" and result["status"] == "denied":
+        fail(f"the number was wrong, so transaction {transaction_id} is denied; log in again")
     click.echo(f"{decision}: transaction {transaction_id} is {result['status']}")
     if result.get("code"):
         click.echo("Type this code at the login prompt:")
@@ -249,6 +268,7 @@ def listen(
     state = load_state(path)
     answered: set[str] = set()
     delay = 1.0
+    click.echo(f"listening for login requests to {state.username} at {state.public_url}", err=True)
     while True:
         try:
             for event in stream_events(state):
@@ -258,7 +278,13 @@ def listen(
                 message = event["message"]
                 if message["transaction_id"] in answered:
                     continue
-                _show(message)
+                try:
+                    send_receipt(state, message, str(event.get("via", "direct")))
+                except (ProtocolError, httpx.HTTPError) as exc:
+                    log.warning(
+                        "receipt not sent transaction=%s error=%s", message["transaction_id"], exc
+                    )
+                _show(message, err=True)
                 decision = automatic or click.prompt(
                     "approve, deny or fraud", type=click.Choice(["approve", "deny", "fraud"])
                 )

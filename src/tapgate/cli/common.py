@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from tapgate.errors import TapgateError
+from tapgate.errors import ConfigError, TapgateError
 from tapgate.keys import KeyRing, load_or_create_key_file
 from tapgate.settings import Settings, load_settings
-from tapgate.store.database import Database
+from tapgate.store.database import Database, parse_database_url
 from tapgate.store.migrate import upgrade
 
 T = TypeVar("T")
@@ -55,6 +55,13 @@ class Context:
 
     def __init__(self, config_file: str | None) -> None:
         self.settings: Settings = load_settings(config_file)
+        path = parse_database_url(self.settings.database_url).sqlite_path
+        if path is not None and not path.exists():
+            # Creating a fresh database here would hide the real one from the administrator.
+            raise ConfigError(
+                f"no tapgate database at {path.resolve()}; run this command where "
+                "`tapgate serve` runs, or pass --config FILE (or set TAPGATE_CONFIG)"
+            )
         upgrade(self.settings.database_url)
         self.keyring = KeyRing(load_or_create_key_file(self.settings.key_file))
         self.database = Database(self.settings.database_url)

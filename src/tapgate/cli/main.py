@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from tapgate import __version__
+from tapgate.cli.admin import admin
 from tapgate.cli.authenticator import authenticator
+from tapgate.cli.bench import bench
 from tapgate.cli.manage import device
 from tapgate.cli.objects import apply_command, auth_profile, export_command, policy
+from tapgate.cli.relay import relay
 from tapgate.cli.serve import db, serve
 from tapgate.cli.users import audit, client, enroll, user
 from tapgate.logsetup import setup_logging
@@ -34,6 +37,9 @@ for command in (
     audit,
     authenticator,
     device,
+    admin,
+    bench,
+    relay,
 ):
     cli.add_command(command)
 

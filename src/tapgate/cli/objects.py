@@ -14,17 +14,14 @@ from tapgate.cli.common import Context, config_option, fail, handle_errors, run,
 from tapgate.errors import ObjectError
 from tapgate.objects.document import parse_document
 from tapgate.objects.repository import apply_objects, export_document, load_objects
+from tapgate.yamlfile import YamlFileError, load_yaml_file
 
 
 def _read_yaml(path: str) -> Any:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ObjectError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ObjectError(f"{path} is not valid YAML: {exc}") from exc
+        return load_yaml_file(Path(path))
+    except YamlFileError as exc:
+        raise ObjectError(str(exc)) from exc
 
 
 @click.command("apply")

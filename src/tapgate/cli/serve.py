@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import IO
 
 import click
 import uvicorn
@@ -40,6 +41,7 @@ async def _serve(settings: object) -> None:
     from tapgate.settings import Settings
 
     assert isinstance(settings, Settings)
+    lock = _lock_sqlite(settings.database_url)
     runtime = Runtime.build(settings)
     if settings.embedded:
         await create_embedded_defaults(runtime)
@@ -55,6 +57,8 @@ async def _serve(settings: object) -> None:
         port=settings.listen.port,
         log_config=None,
         access_log=False,
+        # Forwarded headers count only from server.trusted_proxies, which tapgate checks itself.
+        proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=3,
     )
@@ -67,10 +71,35 @@ async def _serve(settings: object) -> None:
     finally:
         if radius_server is not None:
             await radius_server.stop()
+        if lock is not None:
+            lock.close()
     if not server.started:
         raise ConfigError(
             f"could not listen on {settings.listen}; is another process using the port?"
         )
+
+
+def _lock_sqlite(database_url: str) -> IO[str] | None:
+    """Refuse a second `serve` on the same SQLite file: two processes would each keep their
+    own device streams and wake-ups, so pushes would reach only half the devices. Returns the
+    open lock file, which must stay open while the server runs."""
+    import fcntl
+
+    from tapgate.store.database import parse_database_url
+
+    path = parse_database_url(database_url).sqlite_path
+    if path is None:
+        return None
+    handle = open(path.with_name(path.name + ".serve-lock"), "a+")  # noqa: SIM115 - held open
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(
+            f"another tapgate serve is already using {path.resolve()}; stop it first, or use "
+            "PostgreSQL to run several nodes"
+        ) from None
+    return handle
 
 
 @click.group()

@@ -97,6 +97,55 @@ def user_add(
     click.echo(f"added user {username} to {auth_profile} (id {user_id})")
 
 
+@user.command("list")
+@click.option("--auth-profile", "auth_profile", required=True, help="Local auth profile to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+@handle_errors
+def user_list(auth_profile: str, as_json: bool, config_file: str | None) -> None:
+    """List the users of a local auth profile."""
+    from sqlalchemy import select
+
+    from tapgate.store.models import AuthProfileRow, LocalUserRow
+
+    async def body(context: Context) -> list[dict[str, object]]:
+        async with context.database.read() as session:
+            profile = (
+                await session.scalars(
+                    select(AuthProfileRow).where(AuthProfileRow.name == auth_profile)
+                )
+            ).first()
+            if profile is None or profile.kind != "local":
+                raise NotFoundError(f"local auth profile {auth_profile!r} does not exist")
+            rows = (
+                await session.scalars(
+                    select(LocalUserRow)
+                    .where(LocalUserRow.auth_profile_id == profile.id)
+                    .order_by(LocalUserRow.username_key)
+                )
+            ).all()
+        return [
+            {
+                "username": r.username,
+                "email": r.email,
+                "mobile": r.mobile,
+                "groups": list(r.groups or []),
+                "disabled": r.disabled,
+                "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+                "has_password": r.password_hash is not None,
+            }
+            for r in rows
+        ]
+
+    users = run(with_context(config_file, body))
+    if as_json:
+        click.echo(json.dumps(users, ensure_ascii=False))
+        return
+    for entry in users:
+        state = "disabled" if entry["disabled"] else "active"
+        click.echo(f"{entry['username']}  {entry['email'] or '-'}  {state}")
+
+
 @click.group()
 def client() -> None:
     """Manage API clients."""
@@ -261,18 +310,7 @@ def audit(
         click.echo(json.dumps(records, ensure_ascii=False))
         return
     for record in records:
-        click.echo(
-            " ".join(
-                f"{k}={record[k]}"
-                for k in (
-                    "time",
-                    "event",
-                    "username",
-                    "application",
-                    "transaction_id",
-                    "outcome",
-                    "reason",
-                )
-                if record[k]
-            )
-        )
+        fields = ("time", "event", "username", "application", "transaction_id", "outcome", "reason")
+        line = " ".join(f"{k}={record[k]}" for k in fields if record[k])
+        change = record["details"].get("change") if isinstance(record["details"], dict) else None
+        click.echo(f"{line} change={change!r}" if change else line)

@@ -137,7 +137,7 @@ async def confirm_device(
         device.delivery = delivery
         device.revoked_at = None
         await record_audit(session, "enrollment", outcome="confirmed", **audit)
-        log.info("device confirmed device=%s user=%s", device.id, device.username)
+        log.info("device confirmed device=%s user=%r", device.id, device.username)
         return ConfirmationResult(CONFIRMED)
 
     attempts = int(hold.get("attempts", 0)) + 1

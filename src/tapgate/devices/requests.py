@@ -35,6 +35,10 @@ def parse_header(header: str | None) -> tuple[dict[str, Any], str]:
         raise DeviceAuthError("device authorization payload is not JSON") from exc
     if not isinstance(payload, dict) or set(payload) != _KEYS:
         raise DeviceAuthError("device authorization payload has wrong fields")
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DeviceAuthError("device authorization payload is not valid text") from exc
     return payload, signature
 
 

@@ -122,6 +122,10 @@ async def add_local_user(
     session: AsyncSession, profile_name: str, user: NewLocalUser, now: datetime
 ) -> LocalUserRow:
     """Add a user to a local auth profile; raise ObjectError if the name is taken."""
+    username = validate_username(user.username)
+    # Hash before the first statement: on SQLite the first statement takes the write lock, and a
+    # hash takes as long as a login.
+    password_hash = await hash_password(user.password) if user.password else None
     profile = (
         await session.scalars(select(AuthProfileRow).where(AuthProfileRow.name == profile_name))
     ).first()
@@ -133,7 +137,6 @@ async def add_local_user(
         raise ObjectError(
             f"auth profile {profile_name!r} has type {profile.kind!r}; users can be added only to a local auth profile"
         )
-    username = validate_username(user.username)
     key = normalize_username(username)
     taken = await session.scalars(
         select(LocalUserRow.id).where(
@@ -145,7 +148,6 @@ async def add_local_user(
     for group in user.groups:
         if not group.strip() or len(group) > 256:
             raise ObjectError(f"invalid group name {group!r}")
-    password_hash = await hash_password(user.password) if user.password else None
     row = LocalUserRow(
         id=str(uuid.uuid4()),
         auth_profile_id=profile.id,

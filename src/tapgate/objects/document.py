@@ -10,8 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tapgate.delivery.config import DeliveryProviderSpec, parse_delivery_provider
 from tapgate.errors import ObjectError
 from tapgate.objects.specs import (
+    MAX_POLICIES,
     ROUTING_METHOD,
     ApplicationSpec,
     AuthProfileSpec,
@@ -28,7 +30,14 @@ from tapgate.policy.validation import POLICY_ATTRIBUTES
 
 __all__ = ["POLICY_ATTRIBUTES", "SECTIONS", "ObjectSet", "check_references", "parse_document"]
 
-SECTIONS = ("auth_profiles", "push_profiles", "policies", "applications", "radius_clients")
+SECTIONS = (
+    "auth_profiles",
+    "push_profiles",
+    "policies",
+    "applications",
+    "radius_clients",
+    "delivery_providers",
+)
 
 
 @dataclass
@@ -40,6 +49,7 @@ class ObjectSet:
     applications: dict[str, ApplicationSpec] = field(default_factory=dict)
     radius_clients: dict[str, RadiusClientSpec] = field(default_factory=dict)
     policies: list[PolicySpec] | None = None
+    delivery_providers: dict[str, DeliveryProviderSpec] = field(default_factory=dict)
 
 
 def _unique(kind: str, specs: Sequence[Any]) -> dict[str, Any]:
@@ -83,8 +93,17 @@ def parse_document(document: object) -> ObjectSet:
             "radius_clients",
             [parse_radius_client(d, i) for i, d in enumerate(_list(document, "radius_clients"))],
         ),
+        delivery_providers=_unique(
+            "delivery_providers",
+            [
+                parse_delivery_provider(d, i)
+                for i, d in enumerate(_list(document, "delivery_providers"))
+            ],
+        ),
     )
     if "policies" in document:
+        if len(_list(document, "policies")) > MAX_POLICIES:
+            raise ObjectError(f"policies: at most {MAX_POLICIES} policies are supported")
         parsed.policies = [parse_policy(d, i) for i, d in enumerate(_list(document, "policies"))]
     return parsed
 

@@ -15,6 +15,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.audit import record_audit
+from tapgate.delivery.config import (
+    export_delivery_providers,
+    load_provider_specs,
+    write_delivery_providers,
+)
 from tapgate.errors import ObjectError
 from tapgate.keys import KeyRing
 from tapgate.objects.document import ObjectSet, check_references
@@ -74,6 +79,7 @@ async def load_objects(session: AsyncSession) -> ObjectSet:
         objects.applications[app_row.name] = ApplicationSpec(
             app_row.name, app_row.kind, tuple(app_row.methods), app_row.require_password
         )
+    objects.delivery_providers = await load_provider_specs(session)
     for radius_row in (
         await session.scalars(select(RadiusClientRow).order_by(RadiusClientRow.id))
     ).all():
@@ -131,7 +137,13 @@ async def bump_object_version(session: AsyncSession) -> None:
 
 
 async def apply_objects(
-    session: AsyncSession, keyring: KeyRing, incoming: ObjectSet, *, prune: bool, actor: str
+    session: AsyncSession,
+    keyring: KeyRing,
+    incoming: ObjectSet,
+    *,
+    prune: bool,
+    actor: str,
+    move_default: bool = False,
 ) -> list[str]:
     """Merge `incoming` into the stored objects; return one line per change."""
     stored = await load_objects(session)
@@ -143,9 +155,12 @@ async def apply_objects(
         policies=incoming.policies
         if incoming.policies is not None
         else ([] if prune else stored.policies),
+        delivery_providers=({} if prune else dict(stored.delivery_providers))
+        | incoming.delivery_providers,
     )
-    # A file that sets a new default push profile moves the default away from a stored one.
-    if any(p.default for p in incoming.push_profiles.values()):
+    # A file may not silently take the default from a stored push profile (that is "a second
+    # default: true"); the console's "make default" passes move_default.
+    if move_default and any(p.default for p in incoming.push_profiles.values()):
         for name, profile in list(merged.push_profiles.items()):
             if profile.default and name not in incoming.push_profiles:
                 merged.push_profiles[name] = PushProfileSpec(
@@ -178,7 +193,10 @@ async def apply_objects(
     changes += await _write_auth_profiles(session, stored, merged, secrets)
     changes += await _write_push_profiles(session, stored, merged)
     changes += await _write_applications(session, stored, merged)
-    changes += await _write_radius_clients(session, stored, merged, secrets)
+    changes += await _write_radius_clients(session, keyring, merged, secrets)
+    changes += await write_delivery_providers(
+        session, keyring, merged.delivery_providers, incoming.delivery_providers
+    )
     if merged.policies != stored.policies:
         await session.execute(delete(PolicyRow))
         for position, policy in enumerate(merged.policies or [], start=1):
@@ -299,7 +317,10 @@ async def _write_applications(
 
 
 async def _write_radius_clients(
-    session: AsyncSession, stored: ObjectSet, merged: ObjectSet, secrets: dict[tuple[str, str], str]
+    session: AsyncSession,
+    keyring: KeyRing,
+    merged: ObjectSet,
+    secrets: dict[tuple[str, str], str],
 ) -> list[str]:
     changes = []
     rows = {r.name: r for r in (await session.scalars(select(RadiusClientRow))).all()}
@@ -325,6 +346,11 @@ async def _write_radius_clients(
                 row.secret = secret
             changes.append(f"updated radius client {name}")
         elif secret is not None:
+            context = f"radius_client:{name}"
+            if row.secret is None or keyring.decrypt(row.secret, context) != keyring.decrypt(
+                secret, context
+            ):
+                changes.append(f"updated radius client {name} (new shared secret)")
             row.secret = secret
     return changes
 
@@ -371,4 +397,6 @@ def export_document(objects: ObjectSet) -> dict[str, Any]:
             entry["secret_file"] = client.secret_file
         entry.update(dict(sorted(client.options.items())))
         document["radius_clients"].append(entry)
+    if objects.delivery_providers:
+        document["delivery_providers"] = export_delivery_providers(objects.delivery_providers)
     return document

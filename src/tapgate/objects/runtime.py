@@ -57,6 +57,18 @@ class Snapshot:
         return self.objects.push_profiles[name]
 
 
+def _compile_policy_values(objects: ObjectSet) -> None:
+    from tapgate.errors import PolicyValueError
+    from tapgate.policy.matching import compile_value
+
+    for policy in objects.policies or []:
+        for value in policy.values:
+            try:
+                compile_value(value)
+            except PolicyValueError as exc:
+                log.warning("stored policy value does not compile value=%r error=%s", value[:80], exc)
+
+
 class ObjectCache:
     def __init__(self, database: Database, keyring: KeyRing, clock: Clock) -> None:
         self._database = database
@@ -97,6 +109,8 @@ class ObjectCache:
                 row.name: row.secret
                 for row in (await session.scalars(select(AuthProfileRow))).all()
             }
+        # Compile every policy value now, off the event loop, so no login waits for a compile.
+        await asyncio.to_thread(_compile_policy_values, objects)
         snapshot = Snapshot(version=version, objects=objects)
         for name, spec in objects.auth_profiles.items():
             if spec.kind == "local":

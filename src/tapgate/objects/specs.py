@@ -20,40 +20,54 @@ APPLICATION_TYPES = ("api", "radius", "sso", "registration")
 DELIVERY_PROVIDERS = ("direct", "relay", "fcm", "apns", "webpush")
 ROUTING_METHOD = "push"
 MAX_TIMEOUT = 600
+MAX_POLICY_VALUES = 100
+MAX_POLICIES = 1000
+
+
+def short(value: object, limit: int = 80) -> str:
+    """Return repr(value) cut to `limit` characters, so an error never echoes a huge value."""
+    text = (
+        repr(value)
+        if not isinstance(value, (dict, list)) or len(value) < 50
+        else f"<{type(value).__name__} of {len(value)}>"
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _where(kind: str, index: int, name: object = None) -> str:
-    return f"{kind}[{index}]" + (f" ({name})" if name else "")
+    return f"{kind}[{index}]" + (f" ({str(name)[:40]})" if name else "")
 
 
 def check_keys(where: str, data: Mapping[str, Any], allowed: set[str], required: set[str]) -> None:
     for key in data:
         if key not in allowed:
             raise ObjectError(
-                f"{where}: unknown key {key!r}; allowed keys: {', '.join(sorted(allowed))}"
+                f"{where}: unknown key {short(key)}; allowed keys: {', '.join(sorted(allowed))}"
             )
     for key in sorted(required):
         if key not in data or data[key] in (None, ""):
-            raise ObjectError(f"{where}: missing key {key!r}")
+            raise ObjectError(f"{where}: missing key {short(key)}")
 
 
 def check_name(where: str, value: object) -> str:
     if not isinstance(value, str) or not NAME_PATTERN.match(value):
         raise ObjectError(
-            f"{where}: invalid name {value!r}; use 1-64 letters, digits, '.', '_' or '-'"
+            f"{where}: invalid name {short(value)}; use 1-64 letters, digits, '.', '_' or '-'"
         )
     return value
 
 
 def _int(where: str, key: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ObjectError(f"{where}: {key} must be an integer from {low} to {high}, not {value!r}")
+        raise ObjectError(
+            f"{where}: {key} must be an integer from {low} to {high}, not {short(value)}"
+        )
     return value
 
 
 def _bool(where: str, key: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise ObjectError(f"{where}: {key} must be true or false, not {value!r}")
+        raise ObjectError(f"{where}: {key} must be true or false, not {short(value)}")
     return value
 
 
@@ -136,7 +150,7 @@ def parse_auth_profile(data: Mapping[str, Any], index: int) -> AuthProfileSpec:
     name = check_name(where, data.get("name"))
     kind = data.get("type")
     if kind not in ("local", "ldap"):
-        raise ObjectError(f"{where}: type must be 'local' or 'ldap', not {kind!r}")
+        raise ObjectError(f"{where}: type must be 'local' or 'ldap', not {short(kind)}")
     if kind == "local":
         check_keys(where, data, {"name", "type"}, {"name", "type"})
     options = {k: v for k, v in data.items() if k not in ("name", "type")}
@@ -166,7 +180,7 @@ def parse_push_profile(data: Mapping[str, Any], index: int) -> PushProfileSpec:
     verification = data.get("verification", "number")
     if verification not in VERIFICATION_MODES:
         raise ObjectError(
-            f"{where}: verification must be one of {', '.join(VERIFICATION_MODES)}, not {verification!r}"
+            f"{where}: verification must be one of {', '.join(VERIFICATION_MODES)}, not {short(verification)}"
         )
     rate = data.get("rate_limit", {}) or {}
     if not isinstance(rate, Mapping):
@@ -180,7 +194,7 @@ def parse_push_profile(data: Mapping[str, Any], index: int) -> PushProfileSpec:
     ):
         raise ObjectError(
             f"{where}: delivery must be a list of providers from {', '.join(DELIVERY_PROVIDERS)}, "
-            f"not {delivery!r}"
+            f"not {short(delivery)}"
         )
     return PushProfileSpec(
         name=check_name(where, data["name"]),
@@ -212,7 +226,7 @@ def parse_application(data: Mapping[str, Any], index: int) -> ApplicationSpec:
     kind = data["type"]
     if kind not in APPLICATION_TYPES:
         raise ObjectError(
-            f"{where}: type must be one of {', '.join(APPLICATION_TYPES)}, not {kind!r}"
+            f"{where}: type must be one of {', '.join(APPLICATION_TYPES)}, not {short(kind)}"
         )
     return ApplicationSpec(
         name=check_name(where, data["name"]),
@@ -233,15 +247,19 @@ def parse_policy(data: Mapping[str, Any], index: int) -> PolicySpec:
         {"push_profile", "auth_profile", "attribute"},
     )
     values = data.get("values")
+    if isinstance(values, list) and len(values) > MAX_POLICY_VALUES:
+        raise ObjectError(
+            f"{where}: {len(values)} values; a policy takes at most {MAX_POLICY_VALUES}, so split it"
+        )
     if not isinstance(values, list) or not values:
         raise ObjectError(
             f"{where}: values must be a non-empty list of exact, wildcard or /regex/ values"
         )
     if any(not isinstance(v, str | int) or isinstance(v, bool) or str(v) == "" for v in values):
-        raise ObjectError(f"{where}: every value must be a non-empty string, got {values!r}")
+        raise ObjectError(f"{where}: every value must be a non-empty string, got {short(values)}")
     attribute = data["attribute"]
     if not isinstance(attribute, str):
-        raise ObjectError(f"{where}: attribute must be a string, not {attribute!r}")
+        raise ObjectError(f"{where}: attribute must be a string, not {short(attribute)}")
     return PolicySpec(
         push_profile=check_name(f"{where}: push_profile", data["push_profile"]),
         auth_profile=check_name(f"{where}: auth_profile", data["auth_profile"]),
@@ -273,7 +291,9 @@ def parse_radius_client(data: Mapping[str, Any], index: int) -> RadiusClientSpec
     try:
         ipaddress.ip_network(address, strict=False)
     except ValueError as exc:
-        raise ObjectError(f"{where}: address {address!r} is not an IP address or CIDR") from exc
+        raise ObjectError(
+            f"{where}: address {short(address)} is not an IP address or CIDR"
+        ) from exc
     if ("secret" in data) == ("secret_file" in data):
         raise ObjectError(f"{where}: give exactly one of secret or secret_file")
     return RadiusClientSpec(

@@ -140,7 +140,9 @@ class ValueMatcher:
         return wildcard_matches(self._segments, text)
 
 
-@functools.lru_cache(maxsize=4096)
+# Large enough for every value the object limits allow (MAX_POLICIES x MAX_VALUES is far more,
+# but real rule sets hold a few thousand), so logins do not recompile.
+@functools.lru_cache(maxsize=16384)
 def compile_value(value: str) -> ValueMatcher:
     """Compile one policy value into a matcher; raise PolicyValueError when it is invalid.
 

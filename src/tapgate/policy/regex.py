@@ -32,6 +32,9 @@ class CompiledRegex(Protocol):
     def fullmatch(self, text: str) -> object | None: ...
 
 
+MAX_PROGRAM_MEMORY = 1 << 20
+
+
 def compile_regex(pattern: str, value: str) -> CompiledRegex:
     """Compile `pattern`, the text between the slashes of the policy value `value`.
 
@@ -99,6 +102,9 @@ def _compile(pattern: str, value: str) -> CompiledRegex:
     # RE2 otherwise writes every rejected pattern to standard error through its own logger.
     options.log_errors = False
     options.case_sensitive = False
+    # Compiling large Unicode classes with counted repeats can take seconds; with this memory
+    # cap such a pattern fails in milliseconds as "pattern too large" instead.
+    options.max_mem = MAX_PROGRAM_MEMORY
     try:
         compiled: CompiledRegex = re2.compile(pattern, options)
     except re2.error as error:

@@ -112,9 +112,12 @@ async def record_answer(
             application=row.application,
             transaction_id=row.id,
             device_id=device.id,
-            outcome=(message.get("decision") if won else "ignored"),
+            # The outcome is what the answer did (approved, denied, fraud; pending while a code
+            # is awaited), so a wrong number shows as denied; the device's own choice is kept
+            # in the details.
+            outcome=(final_status if won else "ignored"),
             reason=check.problem if won else "transaction already resolved",
-            details={"uv": message.get("uv"), "status": final_status if won else None},
+            details={"uv": message.get("uv"), "decision": message.get("decision")},
         )
         if won and check.status == "fraud":
             if await session.get(UserLockRow, (row.auth_profile, row.user_id)) is None:
@@ -150,12 +153,14 @@ async def record_answer(
         return AnswerResult(False, current.status)
     if check.status == "fraud":
         log.warning(
-            "fraud reported transaction=%s user=%s device=%s", row.id, row.username, device.id
+            "fraud reported transaction=%s user=%r device=%s", row.id, row.username, device.id
         )
     if final_status == PENDING:
         await service.fanout.transaction_changed(row.id)
     else:
-        await service.fanout.transaction_closed(row.id, final_status, [d for d in device_ids if d != device.id])
+        await service.fanout.transaction_closed(
+            row.id, final_status, [d for d in device_ids if d != device.id]
+        )
     return AnswerResult(True, final_status, code)
 
 
@@ -182,23 +187,35 @@ async def submit_code(service: LoginService, transaction_id: str, code: str) -> 
         )
 
     matches = hmac.compare_digest(service.keyring.hash_token(code), row.code_hash)
+    limit = service_max_attempts()
     async with service.database.write() as session:
+        # Each statement re-checks the attempt count in the row itself, so codes sent at the
+        # same instant cannot all be tried against a count read before any of them.
         if matches:
             result = await session.execute(
                 update(TransactionRow)
-                .where(TransactionRow.id == row.id, TransactionRow.status == PENDING)
+                .where(
+                    TransactionRow.id == row.id,
+                    TransactionRow.status == PENDING,
+                    TransactionRow.code_attempts < limit,
+                )
                 .values(status="approved", resolved_at=now)
             )
             outcome = "approved" if getattr(result, "rowcount", 0) == 1 else "ignored"
         else:
-            attempts = row.code_attempts + 1
-            values: dict[str, Any] = {"code_attempts": TransactionRow.code_attempts + 1}
-            if attempts >= service_max_attempts():
-                values.update(status="denied", reason="too_many_code_attempts", resolved_at=now)
             await session.execute(
                 update(TransactionRow)
                 .where(TransactionRow.id == row.id, TransactionRow.status == PENDING)
-                .values(**values)
+                .values(code_attempts=TransactionRow.code_attempts + 1)
+            )
+            await session.execute(
+                update(TransactionRow)
+                .where(
+                    TransactionRow.id == row.id,
+                    TransactionRow.status == PENDING,
+                    TransactionRow.code_attempts >= limit,
+                )
+                .values(status="denied", reason="too_many_code_attempts", resolved_at=now)
             )
             outcome = "wrong_code"
         await record_audit(

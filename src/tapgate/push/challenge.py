@@ -33,7 +33,8 @@ _DECISION_KEYS = {
 
 
 def new_transaction_id() -> str:
-    return secrets.token_urlsafe(16)
+    # Hex, not base64url: an id that starts with "-" would read as an option on a command line.
+    return secrets.token_hex(16)
 
 
 def new_nonce() -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from tapgate.delivery.direct import DirectHub
+from tapgate.delivery.router import DeliveryRouter
 from tapgate.keys import KeyRing
 from tapgate.push.events import EventBus
 from tapgate.push.publish import publish_challenge, publish_closed
@@ -46,6 +47,7 @@ class Fanout:
         self.node_id = uuid.uuid4().hex[:12]
         self.clustered = database.backend == "postgresql"
         self._task: asyncio.Task[None] | None = None
+        self.router = DeliveryRouter(database, keyring, public_url)
 
     # ---- senders ------------------------------------------------------------------------------
 
@@ -53,9 +55,14 @@ class Fanout:
         await self.bus.publish(transaction_id)
         await self._notify({"k": "tx", "id": transaction_id})
 
-    async def challenge_created(self, row: TransactionRow, device_ids: list[str]) -> int:
-        """Deliver a new challenge; return how many local streams took it."""
+    async def challenge_created(
+        self, row: TransactionRow, device_ids: list[str], delivery: tuple[str, ...] = ("direct",)
+    ) -> int:
+        """Deliver a new challenge; return how many local streams took it. The router sends it
+        through the push profile's other `delivery` providers in the background."""
         delivered = publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)
+        connected = [d for d in device_ids if self.hub.is_connected(d)]
+        self.router.dispatch(row, device_ids, delivery, connected)
         await self._notify({"k": "challenge", "id": row.id, "d": device_ids})
         return delivered
 
@@ -87,10 +94,12 @@ class Fanout:
     # ---- receiver -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.router.start()
         if self.clustered and self._task is None:
             self._task = asyncio.create_task(self._listen_forever(), name="fanout-listener")
 
     async def stop(self) -> None:
+        await self.router.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.store.models import RateEventRow
@@ -47,6 +47,44 @@ async def over_limit(
 
 def add_event(session: AsyncSession, kind: str, key: str, now: datetime) -> None:
     session.add(RateEventRow(kind=kind, key=key, at=now))
+
+
+async def lock_keys(session: AsyncSession, keys: list[str]) -> None:
+    """Serialize check-then-count for these keys across connections until the transaction ends.
+
+    SQLite write transactions already run one at a time (BEGIN IMMEDIATE); PostgreSQL needs a
+    transaction-scoped advisory lock per key, taken in sorted order so two callers cannot
+    deadlock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
+
+async def reserve(
+    session: AsyncSession, checks: list[tuple[str, str, Limit]], now: datetime
+) -> list[int] | None:
+    """Count one attempt under every (kind, key, limit) at once, unless any limit is reached.
+
+    Returns the ids of the events added, or None when a limit is reached (nothing added). An
+    attempt counts as a failure from the start, so simultaneous guesses cannot all pass the
+    check before any of them is counted; a caller whose attempt succeeds releases its events.
+    """
+    await lock_keys(session, [f"{kind}:{key}" for kind, key, _ in checks])
+    for kind, key, limit in checks:
+        if await over_limit(session, kind, key, limit, now):
+            return None
+    rows = [RateEventRow(kind=kind, key=key, at=now) for kind, key, _ in checks]
+    session.add_all(rows)
+    await session.flush()
+    return [row.id for row in rows]
+
+
+async def release(session: AsyncSession, event_ids: list[int]) -> None:
+    await session.execute(delete(RateEventRow).where(RateEventRow.id.in_(event_ids)))
 
 
 async def prune_events(session: AsyncSession, before: datetime) -> None:

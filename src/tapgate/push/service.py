@@ -14,16 +14,23 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from tapgate.audit import record_audit
 from tapgate.clock import Clock
 from tapgate.delivery.direct import DirectHub
-from tapgate.directory.base import DIRECTORY_UNAVAILABLE, INVALID_CREDENTIALS, DirectoryUser
+from tapgate.directory.base import (
+    DIRECTORY_UNAVAILABLE,
+    INVALID_CREDENTIALS,
+    DirectoryUser,
+    normalize_username,
+)
 from tapgate.directory.passwords import verify_password
 from tapgate.errors import DirectoryUnavailable, NotFoundError
 from tapgate.geo import Locator
 from tapgate.keys import KeyRing
 from tapgate.objects.runtime import ObjectCache, Snapshot
+from tapgate.objects.specs import PushProfileSpec
 from tapgate.policy.selection import auth_profile_order, select_method
 from tapgate.push import ratelimit
 from tapgate.push.challenge import new_digits, new_nonce, new_transaction_id
@@ -68,6 +75,7 @@ class LoginService:
         self.locator = locator
         self.public_url = public_url
         self.fanout = Fanout(database, keyring, public_url, bus, hub)
+        self.fanout.router.attach(self)
 
     # ---- start ----------------------------------------------------------------------------
 
@@ -126,39 +134,60 @@ class LoginService:
             log.warning("directory unavailable application=%s error=%s", request.application, exc)
             return Rejection(DIRECTORY_UNAVAILABLE)
 
+        # Unknown names get a per-name counter too, so `rate_limited` cannot tell which names
+        # exist.
+        user_key = (
+            f"{user.auth_profile}:{user.user_id}"
+            if user is not None
+            else f"unknown:{normalize_username(request.username)}"
+        )
+        reservation: list[int] | None = []
+        if require_password:
+            async with self.database.write() as session:
+                reservation = await ratelimit.reserve(
+                    session,
+                    [
+                        (ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES),
+                        (ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES),
+                    ],
+                    now,
+                )
+            if reservation is None:
+                return Rejection("rate_limited", user)
+
         if user is None:
             if require_password:
                 # Spend the same time as a wrong password, so timing does not reveal the name.
                 await verify_password(None, request.password or Secret(""))
-            await self._count_failure(source_key, None)
+            else:
+                await self._count_failure(source_key, None)
             return Rejection(INVALID_CREDENTIALS)
-
-        user_key = f"{user.auth_profile}:{user.user_id}"
-        async with self.database.read() as session:
-            if await ratelimit.over_limit(
-                session, ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES, now
-            ):
-                return Rejection("rate_limited", user)
         if user.locked:
+            await self._release(reservation)
             return Rejection("account_locked", user)
 
         profile = snapshot.auth_profiles[user.auth_profile]
         try:
             if require_password:
                 reason = await profile.verify_password(user, request.password or Secret(""))
-                if reason == INVALID_CREDENTIALS:
-                    await self._count_failure(source_key, user_key)
                 if reason is not None:
+                    # Only a wrong password stays counted; the other reasons mean the directory
+                    # accepted the password.
+                    if reason != INVALID_CREDENTIALS:
+                        await self._release(reservation)
                     return Rejection(reason, user)
             reason = await profile.account_problem(user, now)
         except DirectoryUnavailable as exc:
+            await self._release(reservation)
             log.warning("directory unavailable auth_profile=%s error=%s", user.auth_profile, exc)
             return Rejection(DIRECTORY_UNAVAILABLE, user)
         if reason is not None:
+            await self._release(reservation)
             return Rejection(reason, user)
 
         async with self.database.write() as session:
             if require_password:
+                await ratelimit.release(session, reservation or [])
                 await ratelimit.clear_failures(session, user_key)
             await record_audit(
                 session,
@@ -174,6 +203,11 @@ class LoginService:
         if lock is not None:
             return Rejection("fraud_locked", user)
         return user
+
+    async def _release(self, reservation: list[int] | None) -> None:
+        if reservation:
+            async with self.database.write() as session:
+                await ratelimit.release(session, reservation)
 
     async def _count_failure(self, source_key: str, user_key: str | None) -> None:
         now = self.clock.now()
@@ -239,7 +273,7 @@ class LoginService:
         }
 
     async def _send_push(
-        self, request: LoginRequest, user: DirectoryUser, profile: Any, decided_by: str
+        self, request: LoginRequest, user: DirectoryUser, profile: PushProfileSpec, decided_by: str
     ) -> LoginStatus:
         now = self.clock.now()
         user_key = f"{user.auth_profile}:{user.user_id}"
@@ -253,16 +287,6 @@ class LoginService:
                     )
                 )
             ).all()
-            if devices and await ratelimit.over_limit(
-                session,
-                ratelimit.PUSH_SENT,
-                user_key,
-                ratelimit.Limit(
-                    profile.rate_limit_count, timedelta(seconds=profile.rate_limit_window)
-                ),
-                now,
-            ):
-                return await self._reject(request, Rejection("rate_limited", user), decided_by)
         if not devices:
             return await self._reject(request, Rejection("no_device", user), decided_by)
 
@@ -285,6 +309,21 @@ class LoginService:
             expires_at=now + timedelta(seconds=profile.timeout),
         )
         canceled: list[str] = []
+        push_limit = ratelimit.Limit(
+            profile.rate_limit_count, timedelta(seconds=profile.rate_limit_window)
+        )
+        async with self.database.write() as session:
+            # Checked and counted in the transaction that creates the push, under a lock, so
+            # simultaneous logins cannot all pass the check before any of them is counted.
+            if (
+                await ratelimit.reserve(session, [(ratelimit.PUSH_SENT, user_key, push_limit)], now)
+                is None
+            ):
+                rate_limited = True
+            else:
+                rate_limited = False
+        if rate_limited:
+            return await self._reject(request, Rejection("rate_limited", user), decided_by)
         async with self.database.write() as session:
             older = (
                 await session.scalars(
@@ -316,7 +355,6 @@ class LoginService:
                         reason="superseded",
                     )
             session.add(transaction)
-            ratelimit.add_event(session, ratelimit.PUSH_SENT, user_key, now)
             await record_audit(
                 session,
                 "push_sent",
@@ -335,9 +373,11 @@ class LoginService:
             )
         for old_id in canceled:
             await self.fanout.transaction_closed(old_id, "canceled", [d.id for d in devices])
-        delivered = await self.fanout.challenge_created(transaction, [d.id for d in devices])
+        delivered = await self.fanout.challenge_created(
+            transaction, [d.id for d in devices], profile.delivery
+        )
         log.info(
-            "push sent transaction=%s user=%s devices=%d delivered=%d",
+            "push sent transaction=%s user=%r devices=%d delivered=%d",
             transaction.id,
             user.username,
             len(devices),
@@ -377,13 +417,31 @@ class LoginService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         event = self.bus.subscribe(transaction_id)
+        status: LoginStatus | None = None
+        outage = False
         try:
             while True:
-                status = await self.get_status(transaction_id)
+                # Clear before reading: a wake-up that arrives while the row is being read
+                # must survive to the wait below, or the waiter sleeps until its re-check.
+                event.clear()
+                try:
+                    status = await self.get_status(transaction_id)
+                except (OperationalError, InterfaceError) as exc:
+                    # Ride out a database restart or failover shorter than the wait, since the
+                    # row is still the truth afterwards. The first read must succeed, and a
+                    # re-check that fails after the deadline fails the request.
+                    if status is None or loop.time() >= deadline:
+                        raise
+                    if not outage:
+                        log.warning(
+                            "status re-check failed, retrying transaction=%s error=%s",
+                            transaction_id,
+                            (str(exc.orig).strip().splitlines() or [""])[0],
+                        )
+                    outage = True
                 remaining = deadline - loop.time()
                 if status.final or remaining <= 0:
                     return status
-                event.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), min(remaining, RECHECK_SECONDS))
         finally:

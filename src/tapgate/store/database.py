@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tapgate.errors import ConfigError
+from tapgate.store.inline_sqlite import inline_connector
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,14 @@ class Database:
         self.url = parse_database_url(url)
         if self.url.sqlite_path is not None:
             self.url.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = create_async_engine(self.url.async_url, pool_size=1, max_overflow=0)
-            self.read_engine = create_async_engine(self.url.async_url, pool_size=4, max_overflow=4)
+            # Statements run on the event loop thread; see tapgate.store.inline_sqlite for why.
+            connect = inline_connector(self.url.sqlite_path)
+            self.write_engine = create_async_engine(
+                self.url.async_url, pool_size=1, max_overflow=0, async_creator=connect
+            )
+            self.read_engine = create_async_engine(
+                self.url.async_url, pool_size=4, max_overflow=4, async_creator=connect
+            )
             _sqlite_setup(self.write_engine, immediate=True)
             _sqlite_setup(self.read_engine, immediate=False)
         else:

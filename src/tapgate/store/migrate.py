@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,20 @@ def _config() -> Config:
     return config
 
 
+def create_private_file(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (it holds password hashes); SQLite
+    gives its -wal and -shm files the same mode."""
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create database file {path}: {exc.strerror}") from exc
+
+
 def head_revision() -> str:
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
@@ -45,7 +60,7 @@ def head_revision() -> str:
 def _connect(url: str) -> Iterator[Connection]:
     parsed = parse_database_url(url)
     if parsed.sqlite_path is not None:
-        parsed.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(parsed.sqlite_path)
     engine = create_engine(
         parsed.sync_url,
         connect_args={"connect_timeout": 10} if parsed.backend == "postgresql" else {},

@@ -274,3 +274,28 @@ class ObjectVersionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryProviderRow(Base):
+    """Settings of one delivery provider (`relay`, `fcm`, `apns`, `webpush`); its credential is
+    encrypted with the key file."""
+
+    __tablename__ = "delivery_providers"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ChallengeDeliveryRow(Base):
+    """The delivery of a challenge to one device: the provider that took it, the receipt time."""
+
+    __tablename__ = "challenge_deliveries"
+
+    transaction_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    provider: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    received_via: Mapped[str | None] = mapped_column(String(16), nullable=True)

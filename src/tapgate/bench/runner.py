@@ -1,0 +1,237 @@
+"""One benchmark run: per password hash cost a fresh server and a concurrency sweep, then the
+optional scale run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import resource
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tapgate.bench.devices import Fleet, Rendezvous
+from tapgate.bench.driver import Application, LevelPlan, hold_logins, run_level
+from tapgate.bench.provision import BenchFiles, Provisioned, provision
+from tapgate.bench.server import ServerProcess, free_port, sample_process
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+_CONNECT_PARALLEL = 100
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    users: int = 100_000
+    connected: int = 10_000
+    pending: int = 10_000
+    concurrency: int = 50
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    users: int = 1000
+    connected: int | None = None
+    concurrency: tuple[int, ...] = (1, 10, 50, 200)
+    duration: float = 10.0
+    warmup: float = 2.0
+    think_seconds: float = 0.0
+    hashes: tuple[str, ...] = ("fast",)
+    verification: str = "number"
+    verify_challenges: bool = True
+    log_level: str = "INFO"
+    workdir: Path | None = None
+    keep_workdir: bool = False
+    scale: ScaleOptions | None = None
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit; return the new soft limit.
+    Every held device stream is one open socket in the load generator."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def machine_info() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    with open("/proc/meminfo") as meminfo:
+        total_kib = int(meminfo.readline().split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(total_kib / 2**20, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+class _Session:
+    """A provisioned database, its running server, the application and the device fleet."""
+
+    def __init__(self, options: BenchOptions, password_hash: str) -> None:
+        self.options = options
+        self.password_hash = password_hash
+        base = options.workdir or Path(tempfile.gettempdir())
+        base.mkdir(parents=True, exist_ok=True)
+        self.files = BenchFiles(
+            Path(tempfile.mkdtemp(prefix="tapgate-bench-", dir=base)), free_port()
+        )
+        self.server = ServerProcess(self.files, password_hash, options.log_level)
+        self.rendezvous = Rendezvous()
+        self.provisioned: Provisioned | None = None
+        self.fleet: Fleet | None = None
+        self.application: Application | None = None
+
+    async def start(self, users: int, timeout: int) -> None:
+        self.files.write_settings()
+        log.info(
+            "provisioning users=%d hash=%s workdir=%s",
+            users,
+            self.password_hash,
+            self.files.workdir,
+        )
+        self.provisioned = await provision(
+            self.files, users, self.password_hash, self.options.verification, timeout
+        )
+        await self.server.start()
+        self.application = await Application.sign_in(
+            HOST, self.files.port, self.provisioned.client_id, self.provisioned.client_secret
+        )
+        self.fleet = Fleet(
+            HOST,
+            self.files.port,
+            self.files.public_url,
+            self.provisioned.server_key,
+            self.rendezvous,
+            think_seconds=self.options.think_seconds,
+            verify_challenges=self.options.verify_challenges,
+        )
+
+    async def close(self) -> None:
+        if self.fleet is not None:
+            await self.fleet.stop()
+        # Let the event loop close the device sockets, so the server sees its streams end
+        # instead of waiting out its graceful-shutdown timeout on them.
+        await asyncio.sleep(0.2)
+        status = self.server.stop()
+        if status != 0:
+            log.warning("tapgate serve exited with status %d; see %s", status, self.server.log_path)
+        if not self.options.keep_workdir:
+            shutil.rmtree(self.files.workdir, ignore_errors=True)
+
+
+async def run_sweep(options: BenchOptions, password_hash: str) -> list[dict[str, Any]]:
+    """Provision, start a server, connect the devices and run every concurrency level."""
+    session = _Session(options, password_hash)
+    levels: list[dict[str, Any]] = []
+    try:
+        await session.start(options.users, timeout=60)
+        assert session.provisioned and session.fleet and session.application
+        devices = session.provisioned.devices[: options.connected or options.users]
+        seconds = await session.fleet.connect(devices, _CONNECT_PARALLEL)
+        log.info("devices connected count=%d seconds=%.1f", len(devices), seconds)
+        for concurrency in options.concurrency:
+            plan = LevelPlan(
+                concurrency, options.duration, options.warmup, options.think_seconds, devices
+            )
+            result = await run_level(
+                plan,
+                session.application,
+                session.rendezvous,
+                session.server.pid,
+                password_hash=password_hash,
+            )
+            log.info(
+                "level done hash=%s concurrency=%d logins_per_second=%.1f p99_ms=%s failed=%d",
+                password_hash,
+                concurrency,
+                result.logins_per_second,
+                result.latency_ms["p99"],
+                result.failed,
+            )
+            levels.append(result.as_dict())
+    finally:
+        await session.close()
+    return levels
+
+
+async def run_scale(options: BenchOptions, scale: ScaleOptions) -> dict[str, Any]:
+    """Hold `scale.connected` device streams and `scale.pending` pending transactions on one
+    node whose database has `scale.users` users, and measure memory and login latency."""
+    # The scale run measures memory and latency under held load, not the first factor.
+    hash_cost = "fast"
+    session = _Session(options, hash_cost)
+    result: dict[str, Any] = {"users_in_database": scale.users}
+    try:
+        await session.start(scale.users, timeout=600)
+        assert session.provisioned and session.fleet and session.application
+        pid = session.server.pid
+        devices = session.provisioned.devices[: scale.connected]
+
+        before = sample_process(pid)
+        seconds = await session.fleet.connect(devices, _CONNECT_PARALLEL)
+        connected = sample_process(pid)
+        result.update(
+            devices_connected=session.fleet.counters.connected,
+            connect_seconds=round(seconds, 1),
+            rss_before_connect_mib=round(before.rss_bytes / 2**20, 1),
+            rss_connected_mib=round(connected.rss_bytes / 2**20, 1),
+            rss_per_connected_device_kib=round(
+                (connected.rss_bytes - before.rss_bytes) / 1024 / max(1, len(devices)), 1
+            ),
+        )
+
+        held, failures = await hold_logins(
+            devices[: scale.pending], session.application, session.rendezvous, parallel=50
+        )
+        pending = sample_process(pid)
+        result.update(
+            pending_transactions=held,
+            pending_failures=failures,
+            rss_with_pending_mib=round(pending.rss_bytes / 2**20, 1),
+            rss_per_pending_transaction_kib=round(
+                (pending.rss_bytes - connected.rss_bytes) / 1024 / max(1, held), 1
+            ),
+        )
+
+        plan = LevelPlan(
+            scale.concurrency, options.duration, options.warmup, options.think_seconds, devices
+        )
+        level = await run_level(
+            plan, session.application, session.rendezvous, pid, password_hash=hash_cost
+        )
+        level.notes = f"{len(devices)} devices connected, {held} transactions pending"
+        result["latency_while_held"] = level.as_dict()
+        result["server_peak_rss_mib"] = round(sample_process(pid).peak_rss_bytes / 2**20, 1)
+    finally:
+        await session.close()
+    return result
+
+
+async def run_bench(options: BenchOptions) -> dict[str, Any]:
+    raise_open_file_limit()
+    results: dict[str, Any] = {
+        "machine": machine_info(),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "levels": [],
+        "scale": None,
+    }
+    for password_hash in options.hashes:
+        results["levels"].extend(await run_sweep(options, password_hash))
+    if options.scale is not None:
+        results["scale"] = await run_scale(options, options.scale)
+    return results

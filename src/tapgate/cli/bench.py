@@ -1,0 +1,206 @@
+"""`tapgate bench`: the push login load benchmark (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import click
+
+from tapgate.logsetup import setup_logging
+
+
+def _levels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected comma-separated integers, e.g. 1,10,50,200"
+        ) from None
+    if not levels or min(levels) < 1:
+        raise click.BadParameter(f"{value!r}: every concurrency must be at least 1")
+    return levels
+
+
+@click.command()
+@click.option(
+    "--users", default=1000, show_default=True, help="Users, each with one device, to provision."
+)
+@click.option(
+    "--connected",
+    type=int,
+    default=None,
+    help="Devices that hold a stream during the sweep; default: all users.",
+)
+@click.option(
+    "--concurrency",
+    default="1,10,50,200",
+    show_default=True,
+    callback=_levels,
+    help="Comma-separated numbers of concurrent logins, one fixed-duration level each.",
+)
+@click.option("--duration", default=10.0, show_default=True, help="Measured seconds per level.")
+@click.option(
+    "--warmup",
+    default=2.0,
+    show_default=True,
+    help="Seconds before each level's measurement starts.",
+)
+@click.option(
+    "--think",
+    default=0.0,
+    show_default=True,
+    help="Seconds a device waits before approving (subtracted from latency).",
+)
+@click.option(
+    "--hash",
+    "hashes",
+    type=click.Choice(["fast", "default", "both"]),
+    default="fast",
+    show_default=True,
+    help="Password hash cost: fast (TAPGATE_PASSWORD_HASH=fast), default (Argon2id), or both runs.",
+)
+@click.option(
+    "--verification",
+    type=click.Choice(["number", "tap"]),
+    default="number",
+    show_default=True,
+    help="Verification mode of the benchmark push profile.",
+)
+@click.option(
+    "--no-verify-challenges",
+    is_flag=True,
+    help="Devices skip checking the server's challenge signature (saves load generator CPU).",
+)
+@click.option(
+    "--server-log-level",
+    default="INFO",
+    show_default=True,
+    help="TAPGATE_LOG_LEVEL of the server under test.",
+)
+@click.option(
+    "--scale",
+    is_flag=True,
+    help="Also run the scale test (users in the database, held streams and pending transactions).",
+)
+@click.option(
+    "--scale-users",
+    default=100_000,
+    show_default=True,
+    help="Users and devices in the database for the scale run.",
+)
+@click.option(
+    "--scale-connected",
+    default=10_000,
+    show_default=True,
+    help="Device streams held during the scale run.",
+)
+@click.option(
+    "--scale-pending",
+    default=10_000,
+    show_default=True,
+    help="Pending transactions held during the scale run.",
+)
+@click.option(
+    "--scale-concurrency",
+    default=50,
+    show_default=True,
+    help="Concurrent logins measured while the scale run keeps its streams and pending transactions open.",
+)
+@click.option("--skip-sweep", is_flag=True, help="Run only the scale test.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where server work directories (database, key file, log) are made; default: the system temp directory.",
+)
+@click.option(
+    "--keep-workdir",
+    is_flag=True,
+    help="Keep each server's work directory (database and log) after the run.",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-results"),
+    show_default=True,
+    help="Directory for results.json, results.md and results.png.",
+)
+@click.option(
+    "--compare",
+    "compare_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another results.json (e.g. privacyIDEA's) whose levels join the table and plot.",
+)
+@click.option("--no-plot", is_flag=True, help="Skip the PNG plot (matplotlib is not needed then).")
+def bench(
+    users: int,
+    connected: int | None,
+    concurrency: tuple[int, ...],
+    duration: float,
+    warmup: float,
+    think: float,
+    hashes: str,
+    verification: str,
+    no_verify_challenges: bool,
+    server_log_level: str,
+    scale: bool,
+    scale_users: int,
+    scale_connected: int,
+    scale_pending: int,
+    scale_concurrency: int,
+    skip_sweep: bool,
+    workdir: Path | None,
+    keep_workdir: bool,
+    output: Path,
+    compare_files: tuple[Path, ...],
+    no_plot: bool,
+) -> None:
+    """Measure push logins per second and latency against a separate `tapgate serve`.
+
+    Provisions users and devices straight into a fresh SQLite database under the temp
+    directory, starts the server, opens one device stream per user, and runs concurrent logins
+    through the Auth API for a fixed time per concurrency level. Loopback only.
+    """
+    from tapgate.bench.report import markdown_table, write_reports
+    from tapgate.bench.runner import BenchOptions, ScaleOptions, run_bench
+
+    setup_logging("INFO")
+    if connected is not None and not 1 <= connected <= users:
+        raise click.BadParameter(f"--connected {connected} must be from 1 to --users ({users})")
+    if scale and not scale_pending <= scale_connected <= scale_users:
+        raise click.BadParameter(
+            "the scale run needs --scale-pending <= --scale-connected <= --scale-users"
+        )
+    options = BenchOptions(
+        users=users,
+        connected=connected,
+        concurrency=() if skip_sweep else concurrency,
+        duration=duration,
+        warmup=warmup,
+        think_seconds=think,
+        hashes=() if skip_sweep else (("fast", "default") if hashes == "both" else (hashes,)),
+        verification=verification,
+        verify_challenges=not no_verify_challenges,
+        log_level=server_log_level,
+        workdir=workdir,
+        keep_workdir=keep_workdir,
+        scale=ScaleOptions(scale_users, scale_connected, scale_pending, scale_concurrency)
+        if scale
+        else None,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        results = asyncio.run(run_bench(options))
+    else:
+        # uvloop's lower per-request overhead leaves more of the shared CPU to the server.
+        results = uvloop.run(run_bench(options))
+    for path in compare_files:
+        results["levels"].extend(json.loads(path.read_text(encoding="utf-8"))["levels"])
+    written = write_reports(results, output, plot=not no_plot)
+    click.echo(markdown_table(results["levels"]), nl=False)
+    for path in written:
+        click.echo(f"wrote {path}")
