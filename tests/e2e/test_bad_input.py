@@ -140,8 +140,11 @@ def test_enrollment_token_single_use(server: Server) -> None:
     from tapgate.authenticator.device import ProtocolError, enroll
 
     enroll(url, "Telefon")
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolError, match="already used or expired"):
         enroll(url, "İkinci")
+    records = server.cli_json("audit", "--event", "enrollment", "--json")
+    assert [r["outcome"] for r in records] == ["issued", "enrolled", "rejected"]
+    assert records[-1]["reason"] == "token already used"
 
 
 def test_new_enrollment_voids_the_older_one(server: Server) -> None:

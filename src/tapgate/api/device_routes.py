@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from tapgate.api.auth_routes import RuntimeDep
+from tapgate.api.errors import error_response
+from tapgate.audit import record_audit
 from tapgate.crypto.signing import public_key_to_text
 from tapgate.delivery.receipts import record_receipt
 from tapgate.devices.confirmation import hold_for_confirmation
-from tapgate.devices.enrollment import complete_enrollment
+from tapgate.devices.enrollment import EnrollmentRejected, complete_enrollment
 from tapgate.devices.requests import authenticate_device
 from tapgate.errors import RequestError
 from tapgate.push.answers import open_challenges, record_answer
@@ -78,13 +80,35 @@ def server_key_text(rt: Runtime) -> str:
 async def enroll(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Register a device with a one-time enrollment token; returns the server key to pin."""
     body = await _json_body(request)
-    async with rt.database.write() as session:
-        device = await complete_enrollment(
-            session, rt.keyring, rt.settings.public_url, body, rt.clock.now(), _client_ip(request)
+    try:
+        async with rt.database.write() as session:
+            device = await complete_enrollment(
+                session,
+                rt.keyring,
+                rt.settings.public_url,
+                body,
+                rt.clock.now(),
+                _client_ip(request),
+            )
+            # A web page that issued the enrollment waits for this code; the device stays on
+            # hold until the person there types it.
+            confirmation = await hold_for_confirmation(session, rt.keyring, device, rt.clock.now())
+    except EnrollmentRejected as exc:
+        async with rt.database.write() as session:
+            await record_audit(
+                session,
+                "enrollment",
+                username=exc.username,
+                auth_profile=exc.auth_profile,
+                outcome="rejected",
+                reason=exc.detail,
+                source_ip=_client_ip(request),
+            )
+        return error_response(
+            401,
+            "enrollment_rejected",
+            "this enrollment link is invalid, already used or expired; issue a new one",
         )
-        # A web page that issued the enrollment waits for this code; the device stays on hold
-        # until the person there types it.
-        confirmation = await hold_for_confirmation(session, rt.keyring, device, rt.clock.now())
     log.info("device enrolled device=%s user=%r", device.id, device.username)
     response: dict[str, Any] = {
         "device_id": device.id,

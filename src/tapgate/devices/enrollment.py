@@ -31,6 +31,16 @@ _MAX_NAME = 128
 _PLATFORMS_MAX = 64
 
 
+class EnrollmentRejected(DeviceAuthError):
+    """An enrollment token that is unknown, used or expired; the caller audits it in a
+    transaction of its own, since the enrollment's transaction is rolled back."""
+
+    def __init__(self, detail: str, username: str | None, auth_profile: str | None) -> None:
+        super().__init__(detail)
+        self.username = username
+        self.auth_profile = auth_profile
+
+
 @dataclass(frozen=True)
 class IssuedEnrollment:
     url: str
@@ -143,18 +153,10 @@ async def complete_enrollment(
     ).first()
     if row is None or row.used_at is not None or row.expires_at <= now:
         problem = "unknown" if row is None else "already used" if row.used_at else "expired"
-        if row is not None:
-            await record_audit(
-                session,
-                "enrollment",
-                username=row.username,
-                auth_profile=row.auth_profile,
-                outcome="rejected",
-                reason=f"token {problem}",
-                source_ip=source_ip,
-            )
         log.info("enrollment rejected problem=%s source_ip=%s", problem, source_ip)
-        raise DeviceAuthError(f"enrollment token {problem}")
+        raise EnrollmentRejected(
+            f"token {problem}", row.username if row else None, row.auth_profile if row else None
+        )
 
     device = DeviceRow(
         id=str(uuid.uuid4()),
