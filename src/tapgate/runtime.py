@@ -14,7 +14,7 @@ from tapgate.devices.requests import prune_nonces
 from tapgate.geo import Locator
 from tapgate.keys import KeyRing, load_or_create_key_file
 from tapgate.objects.runtime import ObjectCache
-from tapgate.push import ratelimit
+from tapgate.push import joins, ratelimit
 from tapgate.push.events import EventBus
 from tapgate.push.service import LoginService
 from tapgate.settings import Settings
@@ -71,6 +71,7 @@ class Runtime:
                 if rounds % 60 == 0:
                     now = self.clock.now()
                     await prune_nonces(self.database, now)
+                    await joins.prune(self.login)
                     async with self.database.write() as session:
                         await ratelimit.prune_events(session, now - timedelta(days=1))
             except asyncio.CancelledError:

@@ -35,6 +35,9 @@ class LoginRequest:
     # end user's address is unknown.
     source: str = ""
     language: str = "en"
+    # Set by front doors whose clients retransmit (RADIUS): the same key on any node joins the
+    # login the first copy started instead of starting another.
+    request_key: str | None = None
 
 
 @dataclass(frozen=True)

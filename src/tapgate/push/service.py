@@ -32,7 +32,7 @@ from tapgate.keys import KeyRing
 from tapgate.objects.runtime import ObjectCache, Snapshot
 from tapgate.objects.specs import PushProfileSpec
 from tapgate.policy.selection import auth_profile_order, select_method
-from tapgate.push import ratelimit
+from tapgate.push import joins, ratelimit
 from tapgate.push.challenge import new_digits, new_nonce, new_transaction_id
 from tapgate.push.events import EventBus
 from tapgate.push.fanout import Fanout
@@ -80,6 +80,18 @@ class LoginService:
     # ---- start ----------------------------------------------------------------------------
 
     async def start_login(self, request: LoginRequest) -> LoginStatus:
+        if request.request_key is None:
+            return await self._start_login(request)
+        if not await joins.claim(self, request.request_key):
+            joined = await joins.joined_status(self, request.request_key)
+            if joined is not None:
+                return joined
+            return LoginStatus(None, REJECTED, reason="rate_limited")
+        status = await self._start_login(request)
+        await joins.settle(self, request.request_key, status)
+        return status
+
+    async def _start_login(self, request: LoginRequest) -> LoginStatus:
         snapshot = await self.objects.current()
         application = snapshot.application(request.application)
         outcome = await self._first_factor(

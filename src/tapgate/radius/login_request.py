@@ -63,5 +63,7 @@ def to_login_request(
         client_ip=client_ip_for(client, request),
         source=f"radius:{client.name}",
         language=client.language,
+        # Retransmissions repeat the Identifier and the Request Authenticator (RFC 5080).
+        request_key=f"radius:{client.name}:{request.identifier}:{request.authenticator.hex()}",
     )
     return login_request, keyword

@@ -299,3 +299,17 @@ class ChallengeDeliveryRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     received_via: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class LoginRequestRow(Base):
+    """A front door's request key (a RADIUS client, Identifier and Request Authenticator) and
+    the transaction it started, so a retransmission reaching any node joins that login."""
+
+    __tablename__ = "login_requests"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The number the login screen shows (number mode), encrypted with the key file, so the
+    # node answering a retransmission can show the same number.
+    number: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
