@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DATA_DIR = Path("tapgate-data")
 
 _KNOWN: dict[str, set[str]] = {
-    "server": {"listen", "public_url", "trusted_proxies", "log_level"},
+    "server": {"listen", "public_url", "trusted_proxies", "log_level", "return_to_origins"},
     "database": {"url"},
     "radius": {"listen"},
     "secrets": {"key_file"},
@@ -56,6 +56,8 @@ class Settings:
     radius_listen: HostPort | None = None
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     city_database: Path | None = None
+    # Origins besides public_url's that the hosted login may send a browser back to.
+    return_to_origins: tuple[str, ...] = ()
     # True when no settings file was given: `serve` then creates the default objects.
     embedded: bool = False
     source: str = "(embedded default)"
@@ -169,6 +171,10 @@ def load_settings(config_file: str | None = None, env: dict[str, str] | None = N
                 f"server.trusted_proxies: invalid address {entry!r}; expected an IP or CIDR"
             ) from exc
     city = data.get("geoip", {}).get("city_database")
+    origins = server.get("return_to_origins") or []
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError("server.return_to_origins must be a list of https://HOST[:PORT] origins")
+    origins += [o.strip() for o in env.get("TAPGATE_RETURN_TO_ORIGINS", "").split(",") if o.strip()]
 
     return Settings(
         listen=listen,
@@ -178,6 +184,7 @@ def load_settings(config_file: str | None = None, env: dict[str, str] | None = N
         radius_listen=radius_listen,
         trusted_proxies=tuple(proxies),
         city_database=Path(city) if city else None,
+        return_to_origins=tuple(origins),
         embedded=not path_text,
         source=source,
         warnings=tuple(warnings),

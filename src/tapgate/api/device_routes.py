@@ -55,7 +55,10 @@ def reject_lone_surrogates(body: Any) -> None:
 
 
 def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    from tapgate.web.security import client_ip
+
+    runtime: Runtime = request.app.state.runtime
+    return client_ip(request, runtime.settings)
 
 
 async def signed_device(request: Request, rt: RuntimeDep) -> DeviceRow:

@@ -81,6 +81,14 @@ class _Run:
     failures: Counter[str] = field(default_factory=Counter)
 
 
+def client_ip_for(index: int) -> str:
+    """Return the end user's address the application reports for a user: one per user, as
+    logins from a company's staff come from many addresses. tapgate counts password attempts
+    per reported address, so one shared address would hit its per-source limit at about 50
+    concurrent logins. The addresses are only data in the request; nothing is sent to them."""
+    return f"85.105.{index // 250 % 250}.{index % 250 + 1}"
+
+
 async def start_login(
     connection: Connection, application: Application, user: BenchDevice
 ) -> tuple[int, dict[str, object]]:
@@ -89,7 +97,7 @@ async def start_login(
         {
             "username": user.username,
             "password": PASSWORD,
-            "client_ip": "85.105.1.1",
+            "client_ip": client_ip_for(user.index),
             "user_agent": "tapgate-bench",
         },
         application.headers,

@@ -45,6 +45,12 @@ async def _serve(settings: object) -> None:
     runtime = Runtime.build(settings)
     if settings.embedded:
         await create_embedded_defaults(runtime)
+    elif not (await runtime.objects.current()).objects.applications:
+        log.warning(
+            "no applications configured; declare them in a file and load it with "
+            "tapgate apply FILE --config %s",
+            settings.source,
+        )
     radius_server = None
     if settings.radius_listen is not None:
         from tapgate.radius_bridge import start_radius

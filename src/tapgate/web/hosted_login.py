@@ -26,7 +26,7 @@ from tapgate.web.admin.sign_in import start_console_sign_in
 from tapgate.web.forms import read_form
 from tapgate.web.messages import rejection_message
 from tapgate.web.rendering import render, request_language, translator
-from tapgate.web.return_to import allowed_origins, safe_return_to
+from tapgate.web.return_to import RETURN_TO_ORIGINS_ENV, allowed_origins, safe_return_to
 from tapgate.web.security import client_ip, require_csrf
 from tapgate.web.waiting import (
     PURPOSE_SSO,
@@ -83,7 +83,10 @@ async def _target(
 
     return_to = None
     if return_to_text:
-        origins = allowed_origins(runtime.settings.public_url)
+        origins = allowed_origins(
+            runtime.settings.public_url,
+            {RETURN_TO_ORIGINS_ENV: ",".join(runtime.settings.return_to_origins)},
+        )
         return_to = safe_return_to(return_to_text, origins)
         if return_to is None:
             log.info("return_to rejected application=%s", application_name[:64])

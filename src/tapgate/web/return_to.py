@@ -1,8 +1,9 @@
 """Redirect targets after a sign-in, checked so that `/login` is never an open redirect.
 
 A `return_to` value is accepted when it is a path on this server, or an absolute http(s) URL
-whose origin is the origin of `public_url` or one of the origins in the environment variable
-TAPGATE_RETURN_TO_ORIGINS (comma-separated, such as `https://intranet.example.com`).
+whose origin is the origin of `public_url` or one of the origins of the setting
+`server.return_to_origins` (or the environment variable TAPGATE_RETURN_TO_ORIGINS,
+comma-separated, such as `https://intranet.example.com`).
 """
 
 from __future__ import annotations
