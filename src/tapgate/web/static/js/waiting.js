@@ -13,6 +13,13 @@
   var countdown = document.getElementById("countdown");
   var finished = false;
 
+  // A form on the page (the code form, cancel) navigates by itself. Following the stream as
+  // well would send a second request for the result page, which finds the sign-in already
+  // consumed by the first and falls back to the sign-in form.
+  Array.prototype.forEach.call(document.querySelectorAll("form"), function (form) {
+    form.addEventListener("submit", function () { finished = true; });
+  });
+
   function finish() {
     if (!finished) {
       finished = true;
