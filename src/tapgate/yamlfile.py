@@ -41,4 +41,4 @@ def load_yaml_file(path: Path) -> Any:
         raise YamlFileError(f"{path} is not valid YAML: {str(exc)[:500]}") from exc
     except (ValueError, RecursionError) as exc:
         # Integers over Python's digit limit and very deep nesting end up here.
-        raise YamlFileError(f"{path} holds a value tapgate cannot read: {str(exc)[:200]}") from exc
+        raise YamlFileError(f"{path} contains an unsupported value: {str(exc)[:200]}") from exc

@@ -2,7 +2,7 @@
 
 RADIUS retransmissions carry the same Identifier and Request Authenticator. Each node keeps an
 in-memory duplicate cache (RFC 5080), but behind a load balancer a retransmission can reach
-another node; this table makes that node wait for and return the first login instead of
+another node. This table makes that node wait for the first login and return it, instead of
 starting a second push.
 """
 
@@ -25,13 +25,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# How long a node waits for another node that holds the same request to create its login.
+# How long a node waits for the node that claimed the same request to create its login.
 JOIN_WAIT_SECONDS = 10.0
 KEEP_FOR = timedelta(hours=1)
 
 
 async def claim(service: LoginService, key: str) -> bool:
-    """Record `key` as started here; return False when another caller already holds it."""
+    """Record `key` as started here; return False when another caller already claimed it."""
     try:
         async with service.database.write() as session:
             session.add(LoginRequestRow(key=key, created_at=service.clock.now()))
@@ -55,7 +55,7 @@ async def settle(service: LoginService, key: str, status: LoginStatus) -> None:
 
 
 async def joined_status(service: LoginService, key: str) -> LoginStatus | None:
-    """Wait for the login that holds `key` and return its status, with its number."""
+    """Wait for the login started under `key` and return its status, with its number."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + JOIN_WAIT_SECONDS
     while loop.time() < deadline:
