@@ -134,7 +134,9 @@ class Gunicorn:
                 if httpx.get(f"http://127.0.0.1:{self.port}/healthz/", timeout=2).status_code < 500:
                     return
             time.sleep(0.3)
-        raise RuntimeError("gunicorn did not respond within 60 s; see gunicorn.log in the work directory")
+        raise RuntimeError(
+            "gunicorn did not respond within 60 s; see gunicorn.log in the work directory"
+        )
 
     def pids(self) -> list[int]:
         assert self.process is not None

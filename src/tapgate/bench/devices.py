@@ -44,7 +44,7 @@ _CONNECT_ATTEMPTS = 5
 
 @dataclass
 class Slot:
-    """What the application side and the device side of one transaction share."""
+    """The state that the application side and the device side of one transaction share."""
 
     go: asyncio.Future[str | None]
     challenge_at: float | None = None

@@ -1,9 +1,10 @@
 """A minimal HTTP/1.1 client on asyncio streams, for the load generator only.
 
 The load generator shares the machine with the server under test, so every microsecond it
-spends parsing is taken from the server. httpx costs several times more CPU per request than
-writing the request line by hand and reading a `Content-Length` or chunked body, which is all
-tapgate's API and device stream need. No TLS, no redirects, no proxies: loopback only.
+spends parsing is taken from the server. On the machine of docs/benchmarks.md a `GET /healthz`
+cost httpx's AsyncClient 888 µs of CPU and this client 63 µs. It writes the request by hand and
+reads a `Content-Length` or chunked body, which is all tapgate's API and device stream need.
+No TLS, no redirects and no proxies, because the benchmark runs on loopback only.
 """
 
 from __future__ import annotations

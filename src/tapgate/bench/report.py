@@ -65,7 +65,9 @@ def write_reports(results: dict[str, Any], output: Path, plot: bool) -> list[Pat
     written[0].write_text(
         json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    text = "# tapgate bench results\n\n" + markdown_table(results["levels"])
+    text = "# tapgate bench results\n"
+    if results["levels"]:
+        text += "\n" + markdown_table(results["levels"])
     if results.get("scale"):
         text += "\n## Scale\n\n" + scale_markdown(results["scale"])
         held = results["scale"].get("latency_while_held")
@@ -92,16 +94,30 @@ def plot_levels(levels: list[dict[str, Any]], path: Path) -> Path:
         series.setdefault(f"{level['system']} ({level['password_hash']} hash)", []).append(level)
 
     figure, (throughput, latency) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for label, points in series.items():
-        points = sorted(points, key=lambda p: p["concurrency"])
-        x = [p["concurrency"] for p in points]
-        throughput.plot(x, [p["logins_per_second"] for p in points], marker="o", label=label)
-        latency.plot(x, [p["latency_ms"]["p50"] for p in points], marker="o", label=f"{label} p50")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for number, (label, points) in enumerate(series.items()):
+        color = colors[number % len(colors)]
+        # A level that completed no login has no latency, and log axes cannot show zero.
+        measured = sorted(
+            (p for p in points if p["completed"] > 0), key=lambda p: int(p["concurrency"])
+        )
+        x = [p["concurrency"] for p in measured]
+        throughput.plot(
+            x, [p["logins_per_second"] for p in measured], marker="o", color=color, label=label
+        )
         latency.plot(
             x,
-            [p["latency_ms"]["p99"] for p in points],
+            [p["latency_ms"]["p50"] for p in measured],
+            marker="o",
+            color=color,
+            label=f"{label} p50",
+        )
+        latency.plot(
+            x,
+            [p["latency_ms"]["p99"] for p in measured],
             marker="x",
             linestyle="--",
+            color=color,
             label=f"{label} p99",
         )
     for axes in (throughput, latency):

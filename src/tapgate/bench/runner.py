@@ -9,6 +9,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ class _Session:
     async def close(self) -> None:
         if self.fleet is not None:
             await self.fleet.stop()
-        # Let the event loop close the device sockets, so the server sees its streams end
+        # Let the event loop close the device sockets, so the server notices its streams end
         # instead of waiting out its graceful-shutdown timeout on them.
         await asyncio.sleep(0.2)
         status = self.server.stop()
@@ -140,7 +141,9 @@ async def run_sweep(options: BenchOptions, password_hash: str) -> list[dict[str,
     levels: list[dict[str, Any]] = []
     try:
         await session.start(options.users, timeout=60)
-        assert session.provisioned and session.fleet and session.application
+        assert session.provisioned is not None
+        assert session.fleet is not None
+        assert session.application is not None
         devices = session.provisioned.devices[: options.connected or options.users]
         seconds = await session.fleet.connect(devices, _CONNECT_PARALLEL)
         log.info("devices connected count=%d seconds=%.1f", len(devices), seconds)
@@ -178,7 +181,9 @@ async def run_scale(options: BenchOptions, scale: ScaleOptions) -> dict[str, Any
     result: dict[str, Any] = {"users_in_database": scale.users}
     try:
         await session.start(scale.users, timeout=600)
-        assert session.provisioned and session.fleet and session.application
+        assert session.provisioned is not None
+        assert session.fleet is not None
+        assert session.application is not None
         pid = session.server.pid
         devices = session.provisioned.devices[: scale.connected]
 
@@ -223,6 +228,14 @@ async def run_scale(options: BenchOptions, scale: ScaleOptions) -> dict[str, Any
 
 
 async def run_bench(options: BenchOptions) -> dict[str, Any]:
+    """Run the sweeps and the scale run that `options` ask for; return the results document.
+
+    SIGTERM cancels the run like Ctrl-C does, so the server under test is stopped and its
+    work directory removed either way.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     raise_open_file_limit()
     results: dict[str, Any] = {
         "machine": machine_info(),

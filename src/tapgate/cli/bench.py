@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,6 +22,10 @@ def _levels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[i
     if not levels or min(levels) < 1:
         raise click.BadParameter(f"{value!r}: every concurrency must be at least 1")
     return levels
+
+
+def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
+    return (str(level["system"]), str(level["password_hash"]), int(level["concurrency"]))
 
 
 @click.command()
@@ -198,8 +203,12 @@ def bench(
     else:
         # uvloop's lower per-request overhead leaves more of the shared CPU to the server.
         results = uvloop.run(run_bench(options))
+    # A level from a later file replaces one of the same system, hash and concurrency.
+    merged = {_level_key(level): level for level in results["levels"]}
     for path in compare_files:
-        results["levels"].extend(json.loads(path.read_text(encoding="utf-8"))["levels"])
+        for level in json.loads(path.read_text(encoding="utf-8"))["levels"]:
+            merged[_level_key(level)] = level
+    results["levels"] = list(merged.values())
     written = write_reports(results, output, plot=not no_plot)
     click.echo(markdown_table(results["levels"]), nl=False)
     for path in written:

@@ -70,8 +70,15 @@ async def _serve(settings: object) -> None:
     )
     server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        # Device streams never end by themselves; ending them lets uvicorn's graceful shutdown
+        # finish instead of cancelling them after its timeout.
+        runtime.hub.close_all()
+        server.should_exit = True
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(signum, stop)
     try:
         await server.serve()
     finally:

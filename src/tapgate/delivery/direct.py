@@ -56,6 +56,11 @@ class DirectHub:
                 self.disconnect(device_id, queue)
         return delivered
 
+    def close_all(self) -> None:
+        """End every stream (the server is stopping), so open connections finish at once."""
+        for device_id in list(self._streams):
+            self.close_device(device_id)
+
     def close_device(self, device_id: str) -> None:
         """End every stream of a device (revoked)."""
         for queue in list(self._streams.get(device_id, ())):
