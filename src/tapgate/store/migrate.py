@@ -7,6 +7,7 @@ database. Migrations run on a synchronous connection because Alembic's API is sy
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -50,7 +51,9 @@ def create_private_file(path: Path) -> None:
         raise ConfigError(f"cannot create database file {path}: {exc.strerror}") from exc
 
 
+@functools.cache
 def head_revision() -> str:
+    """Return the newest revision the installed code knows (read once: /readyz asks often)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
