@@ -1,0 +1,72 @@
+"""Time method selection against 1,000 policies, most of them regular expressions.
+
+Run: .venv/bin/python bench/policy_selection.py [--policies 1000] [--rounds 2000]
+Prints p50, p99 and max in microseconds for a user whom no policy matches (the worst case:
+every policy is evaluated) and for one whom the last policy matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from tapgate.directory.base import DirectoryUser
+from tapgate.policy.matching import compile_value
+from tapgate.policy.model import Policy, PushProfileRoute
+from tapgate.policy.selection import select_method
+
+
+def build(count: int) -> tuple[list[Policy], dict[str, PushProfileRoute]]:
+    routes = {"bt": PushProfileRoute("bt", ("kurum",), default=True)}
+    policies = []
+    for index in range(count):
+        if index % 10 == 0:
+            values: tuple[str, ...] = (f"Departman {index}",)
+        elif index % 10 == 1:
+            values = (f"Ekip {index}*",)
+        else:
+            values = (f"/^(Bilgi|Güvenlik) İşlem {index}( Birimi)?$/",)
+        policies.append(Policy(index + 1, "bt", "kurum", "department", values))
+    return policies, routes
+
+
+def measure(
+    policies: list[Policy], routes: dict[str, PushProfileRoute], user: DirectoryUser, rounds: int
+) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        select_method(("push",), user, routes, policies)
+        samples.append((time.perf_counter() - started) * 1e6)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--policies", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2000)
+    args = parser.parse_args()
+    policies, routes = build(args.policies)
+    for policy in policies:  # the server compiles every value when objects load
+        for value in policy.values:
+            compile_value(value)
+    last = args.policies - 1
+    users = {
+        "no policy matches": DirectoryUser(
+            "kurum", "1", "ayşe", attributes={"department": ("Finans",)}
+        ),
+        "last policy matches": DirectoryUser(
+            "kurum", "2", "ismail", attributes={"department": (f"bilgi işlem {last} birimi",)}
+        ),
+    }
+    for label, user in users.items():
+        samples = sorted(measure(policies, routes, user, args.rounds))
+        p99 = samples[int(len(samples) * 0.99) - 1]
+        print(
+            f"{label}: p50 {statistics.median(samples):.0f} µs, p99 {p99:.0f} µs, max {samples[-1]:.0f} µs"
+        )
+
+
+if __name__ == "__main__":
+    main()
