@@ -159,11 +159,7 @@ async def start_auth(
 
 async def _owned_status(rt: Runtime, application: str, transaction_id: str) -> LoginStatus:
     status = await rt.login.get_status(transaction_id)
-    async with rt.database.read() as session:
-        from tapgate.store.models import TransactionRow
-
-        row = await session.get(TransactionRow, transaction_id)
-    if row is None or row.application != application:
+    if status.application != application:
         raise NotFoundError(f"transaction {transaction_id!r} not found")
     return status
 

@@ -42,7 +42,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 def reject_lone_surrogates(body: Any) -> None:
-    """Raise RequestError when a JSON string holds a lone UTF-16 surrogate (`"\\ud800"`).
+    """Raise RequestError when a JSON string contains a lone UTF-16 surrogate (`"\\ud800"`).
 
     JSON allows such escapes, but they are not text: no database can store them.
     """

@@ -58,7 +58,7 @@ PENDING_FIELDS = (
 
 @click.group()
 def authenticator() -> None:
-    """The reference authenticator (what a phone app does)."""
+    """Run the reference authenticator, the device side a phone app implements."""
 
 
 @authenticator.command("enroll")

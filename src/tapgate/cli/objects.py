@@ -62,7 +62,7 @@ def export_command(config_file: str | None) -> None:
 
 @click.group()
 def policy() -> None:
-    """Inspect push policies."""
+    """List, add, move, remove and explain push policies."""
 
 
 @policy.command("explain")

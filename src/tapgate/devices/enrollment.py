@@ -152,7 +152,12 @@ async def complete_enrollment(
         )
     ).first()
     if row is None or row.used_at is not None or row.expires_at <= now:
-        problem = "unknown" if row is None else "already used" if row.used_at else "expired"
+        if row is None:
+            problem = "unknown"
+        elif row.used_at is not None:
+            problem = "already used"
+        else:
+            problem = "expired"
         log.info("enrollment rejected problem=%s source_ip=%s", problem, source_ip)
         raise EnrollmentRejected(
             f"token {problem}", row.username if row else None, row.auth_profile if row else None

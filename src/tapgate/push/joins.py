@@ -76,6 +76,7 @@ async def joined_status(service: LoginService, key: str) -> LoginStatus | None:
                 expires_at=status.expires_at,
                 username=status.username,
                 delivered=status.delivered,
+                application=status.application,
             )
         await asyncio.sleep(0.1)
     log.warning("repeated request found no login to join within %.0f s", JOIN_WAIT_SECONDS)

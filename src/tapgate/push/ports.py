@@ -52,6 +52,8 @@ class LoginStatus:
     expires_at: datetime | None = None
     username: str | None = None
     delivered: bool = False
+    # The application the transaction belongs to, so an API client sees only its own.
+    application: str | None = None
 
     @property
     def final(self) -> bool:

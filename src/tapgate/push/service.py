@@ -423,6 +423,7 @@ class LoginService:
             expires_at=row.expires_at,
             username=row.username,
             delivered=row.delivered_at is not None,
+            application=row.application,
         )
 
     async def wait_for_status(self, transaction_id: str, timeout: float) -> LoginStatus:

@@ -53,7 +53,8 @@ def create_private_file(path: Path) -> None:
 
 @functools.cache
 def head_revision() -> str:
-    """Return the newest revision the installed code knows (read once: /readyz asks often)."""
+    """Return the newest revision in the installed migrations, read once because /readyz
+    calls this on every probe."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head

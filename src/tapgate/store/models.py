@@ -309,7 +309,7 @@ class LoginRequestRow(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # The number the login screen shows (number mode), encrypted with the key file, so the
-    # node answering a retransmission can show the same number.
+    # The number the login screen shows (number mode), encrypted with the key file. The node
+    # that receives a retransmission shows the same number from here.
     number: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
