@@ -219,6 +219,8 @@ def test_explain_evaluation_entry() -> None:
             "values": ["IT", "Bilgi*"],
             "matched": False,
             "explanation": "department 'Finans' matches none of ['IT', 'Bilgi*']",
+            "considered": True,
+            "decided": False,
         },
         {
             "position": 2,
@@ -228,6 +230,8 @@ def test_explain_evaluation_entry() -> None:
             "values": [OPS_GROUP],
             "matched": False,
             "explanation": "user has no attribute memberOf",
+            "considered": True,
+            "decided": False,
         },
         {
             "position": 3,
@@ -237,7 +241,20 @@ def test_explain_evaluation_entry() -> None:
             "values": ["admins"],
             "matched": False,
             "explanation": "auth profile staff is not the user's (corp)",
+            "considered": True,
+            "decided": False,
         },
+    ]
+
+
+def test_explain_lists_policies_after_the_decision() -> None:
+    result = explain(["push"], IREM, PUSH_PROFILES, POLICIES)
+    entries = result["evaluations"]
+    assert isinstance(entries, list)
+    assert [(entry["position"], entry["considered"], entry["decided"]) for entry in entries] == [
+        (1, True, False),
+        (2, True, True),
+        (3, False, False),
     ]
 
 

@@ -164,7 +164,27 @@ def test_policy_created_checked_and_explained(admin_page: Page, shot: Any) -> No
     explanation = page.locator("#explanation")
     expect(explanation).to_contain_text("office")
     expect(explanation).to_contain_text("policy 1")
+    expect(explanation).to_contain_text("Attributes from auth profile staff")
     shot(page, "explained")
+
+    response = page.request.get("/admin/policies/explain?username=ay%C5%9Fe")
+    assert response.status == 200
+    result = response.json()
+    assert (result["push_profile"], result["policy"], result["auth_profile"]) == (
+        "office",
+        1,
+        "staff",
+    )
+    assert result["lookups"][0]["found"] is True
+    assert result["evaluations"][0]["decided"] is True
+    for path, status in (
+        ("/admin/policies/explain?username=nobody-here", 404),
+        ("/admin/policies/explain?username=ay%C5%9Fe&application=missing", 404),
+        ("/admin/policies/explain", 400),
+    ):
+        response = page.request.get(path)
+        assert response.status == status, path
+        assert response.json()["error"], path
 
 
 def test_policies_move_and_delete(admin_page: Page) -> None:
@@ -399,6 +419,7 @@ def test_bad_form_values_never_fail_the_server(admin_page: Page) -> None:
     for path in (
         "/admin/policies/check?value=%2F(%2F",
         "/admin/policies/suggest?auth_profile=staff&attribute=group_name",
+        "/admin/policies/explain?username=%00%FF&application=%2F..",
         "/admin/audit?since=yesterday&limit=-4",
         "/admin/users/../../etc",
         "/admin/policies/abc",

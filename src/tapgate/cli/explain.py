@@ -7,29 +7,22 @@ from typing import Any
 from tapgate.cli.common import Context
 from tapgate.clock import SystemClock
 from tapgate.errors import DirectoryUnavailable, NotFoundError
+from tapgate.objects.explaining import explain_login
 from tapgate.objects.runtime import ObjectCache
-from tapgate.policy.selection import auth_profile_order, explain
 from tapgate.secret import Secret
 
 
 async def explain_user(context: Context, username: str, application: str | None) -> dict[str, Any]:
     cache = ObjectCache(context.database, context.keyring, SystemClock())
     try:
-        snapshot = await cache.current()
-        methods: tuple[str, ...] = ("push",)
-        if application is not None:
-            methods = snapshot.application(application).methods
-        order = auth_profile_order(methods, snapshot.routes, list(snapshot.auth_profiles))
-        for name in order:
-            user = await snapshot.auth_profiles[name].find_user(username)
-            if user is not None:
-                result = explain(methods, user, snapshot.routes, snapshot.policies)
-                return {"username": user.username, "auth_profile": user.auth_profile, **result}
+        result = await explain_login(await cache.current(), username, application)
+    finally:
+        await cache.close()
+    if result["auth_profile"] is None:
         raise NotFoundError(
             f"no auth profile of {application or 'the method push'} knows user {username!r}"
         )
-    finally:
-        await cache.close()
+    return result
 
 
 async def test_auth_profile(

@@ -88,11 +88,21 @@ def policy_explain(
         click.echo(json.dumps(result, ensure_ascii=False))
         return
     click.echo(f"user: {result.get('username')} (auth profile {result.get('auth_profile')})")
+    for lookup in result["lookups"]:
+        found = "found" if lookup["found"] else "not found"
+        click.echo(f"  auth profile {lookup['auth_profile']}: {found}")
+        for key, values in lookup["attributes"].items():
+            click.echo(f"    {key}: {', '.join(values)}")
     click.echo(
         f"method: {result['method']}  push profile: {result['push_profile']}  policy: {result['policy']}"
     )
+    click.echo(f"decided by: {result['decided_by']}")
     for evaluation in result["evaluations"]:
         mark = "match" if evaluation["matched"] else "no match"
+        if evaluation["decided"]:
+            mark += ", decides"
+        elif not evaluation["considered"]:
+            mark += ", not needed"
         click.echo(
             f"  {evaluation['position']}. {evaluation['push_profile']}: {mark}: {evaluation['explanation']}"
         )

@@ -37,6 +37,7 @@ __all__ = [
     "attribute_values",
     "compile_value",
     "match_policy",
+    "prepare_value",
 ]
 
 # Administrators type these values, and each one is matched on every login.
@@ -50,7 +51,7 @@ MatchKind = Literal["exact", "wildcard", "regex"]
 
 
 @dataclass(frozen=True, slots=True)
-class _Candidate:
+class Candidate:
     """One attribute value of a user, prepared once for all the policy values it meets."""
 
     folded: str
@@ -66,15 +67,16 @@ class _Candidate:
 # Cached because group DNs and departments repeat across users and across the policies of
 # one selection.
 @functools.lru_cache(maxsize=8192)
-def _prepare(value: str, member_of: bool) -> _Candidate:
+def prepare_value(value: str, member_of: bool) -> Candidate:
+    """Return one attribute value of a user in the forms that policy values compare."""
     folded = fold(value)
     collapsed = " ".join(folded.split())
     if not member_of:
-        return _Candidate(folded, collapsed)
+        return Candidate(folded, collapsed)
 
     key = dn_key(value)
     name = collapsed if key is None else first_cn(key)
-    return _Candidate(folded, collapsed, key, name)
+    return Candidate(folded, collapsed, key, name)
 
 
 class ValueMatcher:
@@ -110,31 +112,42 @@ class ValueMatcher:
     def __repr__(self) -> str:
         return f"ValueMatcher({self.value!r}, {self.kind!r})"
 
+    @property
+    def collapsed(self) -> str:
+        """An exact value folded, with runs of whitespace collapsed; empty for the others."""
+        return self._collapsed
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """A wildcard's folded literal segments; empty for the others."""
+        return self._segments
+
     def matches(self, candidate: str) -> bool:
         """Return whether one value of an ordinary attribute matches."""
-        return self._matches(_prepare(candidate, member_of=False))
+        return self._matches(prepare_value(candidate, member_of=False))
 
     def matches_group(self, member: str) -> bool:
         """Return whether one `memberOf` value (a group DN) matches."""
-        return self._matches_group(_prepare(member, member_of=True))
+        return self._matches_group(prepare_value(member, member_of=True))
 
-    def _matches(self, candidate: _Candidate) -> bool:
+    def _matches(self, candidate: Candidate) -> bool:
         if self.kind == "exact":
             return candidate.collapsed == self._collapsed
-        return self._matches_folded(candidate.folded)
+        return self.matches_folded(candidate.folded)
 
-    def _matches_group(self, candidate: _Candidate) -> bool:
+    def _matches_group(self, candidate: Candidate) -> bool:
         if self.dn is not None:
             return candidate.dn == self.dn
 
         name = candidate.name
         if self.kind == "exact":
             return name == self._collapsed
-        if name is not None and self._matches_folded(name):
+        if name is not None and self.matches_folded(name):
             return True
-        return candidate.dn is not None and self._matches_folded(candidate.folded)
+        return candidate.dn is not None and self.matches_folded(candidate.folded)
 
-    def _matches_folded(self, text: str) -> bool:
+    def matches_folded(self, text: str) -> bool:
+        """Return whether a wildcard or regular expression matches already folded text."""
         if self._regex is not None:
             return self._regex.fullmatch(text) is not None
         return wildcard_matches(self._segments, text)
@@ -203,7 +216,7 @@ def match_policy(policy: Policy, user: DirectoryUser) -> Evaluation:
         return outcome(False, f"user has no attribute {policy.attribute}")
 
     is_member_of = policy.attribute.lower() == "memberof"
-    candidates = [_prepare(value, is_member_of) for value in values]
+    candidates = [prepare_value(value, is_member_of) for value in values]
     invalid: list[str] = []
     for policy_value in policy.values:
         try:

@@ -16,13 +16,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
-from tapgate.directory.base import DirectoryUser
 from tapgate.errors import DirectoryUnavailable, NotFoundError, ObjectError, PolicyValueError
 from tapgate.objects.document import POLICY_ATTRIBUTES, ObjectSet
+from tapgate.objects.explaining import explain_login
 from tapgate.objects.runtime import Snapshot
 from tapgate.objects.specs import PolicySpec, parse_policy
 from tapgate.policy.matching import MAX_VALUE_LENGTH, compile_value
-from tapgate.policy.selection import auth_profile_order, explain
 from tapgate.store.models import AuthProfileRow, LocalUserRow
 from tapgate.web.admin.changes import object_version, save_objects
 from tapgate.web.admin.layout import console_router, render_admin, see_other
@@ -51,34 +50,22 @@ async def _explain(
     snapshot: Snapshot,
     username: str,
     application_name: str,
-) -> tuple[dict[str, Any] | None, str | None]:
-    """Return (explanation, None) for the user, or (None, message) when it cannot be given."""
+) -> tuple[dict[str, Any] | None, str | None, int]:
+    """Return the explanation for the user, the message when no outcome can be given, and
+    the HTTP status that fits."""
     _ = translator(request)
-    methods: tuple[str, ...] = ("push",)
-    if application_name:
-        application = snapshot.objects.applications.get(application_name)
-        if application is None:
-            return None, _("That application does not exist.")
-        methods = application.methods
-
-    order = auth_profile_order(methods, snapshot.routes, list(snapshot.auth_profiles))
-    user: DirectoryUser | None = None
     try:
-        for name in order:
-            profile = snapshot.auth_profiles.get(name)
-            if profile is not None:
-                user = await profile.find_user(username)
-            if user is not None:
-                break
+        result = await explain_login(snapshot, username, application_name or None)
+    except NotFoundError:
+        return None, _("That application does not exist."), 404
     except DirectoryUnavailable as exc:
-        return None, _("The directory could not be reached: %(error)s") % {"error": exc}
-    if user is None:
-        return None, _("No auth profile of these methods knows the user %(name)s.") % {
+        return None, _("The directory could not be reached: %(error)s") % {"error": exc}, 503
+    if result["auth_profile"] is None:
+        message = _("No auth profile of these methods knows the user %(name)s.") % {
             "name": username
         }
-
-    result = explain(methods, user, snapshot.routes, snapshot.policies)
-    return {"username": user.username, "auth_profile": user.auth_profile, **result}, None
+        return result, message, 404
+    return result, None, 200
 
 
 @router.get("/admin/policies")
@@ -89,7 +76,9 @@ async def list_page(request: Request, admin: AdminDep) -> Response:
     application = request.query_params.get("application", "").strip()[:64]
     explanation, explain_error = None, None
     if username:
-        explanation, explain_error = await _explain(request, snapshot, username, application)
+        explanation, explain_error, _status = await _explain(
+            request, snapshot, username, application
+        )
     return render_admin(
         request,
         admin,
@@ -248,6 +237,24 @@ async def suggest(request: Request, admin: AdminDep) -> JSONResponse:
         log.info("value suggestions failed auth_profile=%s error=%s", profile_name, exc)
         return JSONResponse({"values": [], "error": str(exc)[:200]})
     return JSONResponse({"values": [str(value) for value in values][:MAX_SUGGESTIONS]})
+
+
+@router.get("/admin/policies/explain")
+async def explain_json(request: Request, admin: AdminDep) -> JSONResponse:
+    """Explain as JSON which method and push profile `username` gets for `application`
+    (default: the method push), in the form of `tapgate policy explain --json`."""
+    _ = translator(request)
+    username = request.query_params.get("username", "").strip()[:256]
+    application = request.query_params.get("application", "").strip()[:64]
+    if not username:
+        return JSONResponse(
+            {"error": _("Give the user's login name as the username parameter.")}, status_code=400
+        )
+    snapshot = await runtime_of(request).objects.current()
+    explanation, error, status = await _explain(request, snapshot, username, application)
+    if error is None:
+        return JSONResponse(explanation)
+    return JSONResponse({**(explanation or {}), "error": error}, status_code=status)
 
 
 @router.get("/admin/policies/{position}")
