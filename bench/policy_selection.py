@@ -28,6 +28,12 @@ def build(count: int) -> tuple[list[Policy], dict[str, PushProfileRoute]]:
             values: tuple[str, ...] = (f"Departman {index}",)
         elif index % 10 == 1:
             values = (f"Ekip {index}*",)
+        elif index % 10 == 9:
+            # One policy in ten routes by group, so memberOf values meet a set of their own.
+            policies.append(
+                Policy(index + 1, "bt", "kurum", "memberOf", (f"/^(vpn|rdp)-grup-{index}$/",))
+            )
+            continue
         else:
             values = (f"/^(Bilgi|Güvenlik) İşlem {index}( Birimi)?$/",)
         policies.append(Policy(index + 1, "bt", "kurum", "department", values))
@@ -62,13 +68,26 @@ def main() -> None:
             compile_value(value)
     index = PolicyIndex(policies)
     print(f"compiling values and index: {(time.perf_counter() - started) * 1e3:.0f} ms")
-    last = args.policies - 1
+    last = max(i for i in range(args.policies) if i % 10 not in (0, 1, 9))
     users = {
         "no policy matches": DirectoryUser(
             "kurum", "1", "ayşe", attributes={"department": ("Finans",)}
         ),
-        "last policy matches": DirectoryUser(
+        "last department policy matches": DirectoryUser(
             "kurum", "2", "ismail", attributes={"department": (f"bilgi işlem {last} birimi",)}
+        ),
+        "30 groups, the last policy matches a group": DirectoryUser(
+            "kurum",
+            "3",
+            "şule",
+            attributes={
+                "department": ("Finans",),
+                "memberof": tuple(
+                    f"CN={name},OU=Gruplar,DC=ornek,DC=com,DC=tr"
+                    for name in [f"grup-{number}" for number in range(29)]
+                    + [f"rdp-grup-{args.policies - 1}"]
+                ),
+            },
         ),
     }
     for form, form_index in (("login", index), ("explain", None)):

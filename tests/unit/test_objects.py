@@ -301,6 +301,20 @@ INVALID = [
         id="policy-bad-regex",
     ),
     pytest.param(
+        changed(
+            lambda d: d["policies"].append(
+                {
+                    "push_profile": "bilgi-islem",
+                    "auth_profile": "kurumsal",
+                    "attribute": "Department",
+                    "values": ["/^GÜVENLİK$/", "bilgi işlem", "Bilgi*"],
+                }
+            )
+        ),
+        ["policies[2]", "same policy as policies[1]", "remove one"],
+        id="policy-duplicate",
+    ),
+    pytest.param(
         changed(lambda d: d["policies"][0].update(sira=1)),
         ["policies[1]", "unknown key 'sira'"],
         id="policy-unknown-key",

@@ -12,6 +12,7 @@ from typing import Any
 
 from tapgate.delivery.config import DeliveryProviderSpec, parse_delivery_provider
 from tapgate.errors import ObjectError
+from tapgate.folding import fold
 from tapgate.objects.specs import (
     MAX_POLICIES,
     ROUTING_METHOD,
@@ -163,5 +164,21 @@ def check_references(merged: ObjectSet) -> None:
                 f"radius client {client.name!r}: application {client.application!r} has type "
                 f"{target.kind!r}; a RADIUS client needs an application of type 'radius'"
             )
+    seen: dict[tuple[str, str, str, frozenset[str]], int] = {}
     for position, policy in enumerate(merged.policies or [], start=1):
         _check_policy(position, policy, merged)
+        # A repeated policy can never decide anything, so it is almost always a mistake made
+        # while adding one that already exists.
+        key = (
+            policy.push_profile,
+            policy.auth_profile,
+            policy.attribute.lower(),
+            frozenset(fold(value) for value in policy.values),
+        )
+        if key in seen:
+            raise ObjectError(
+                f"policies[{position}]: the same policy as policies[{seen[key]}] "
+                f"({policy.push_profile}, {policy.auth_profile}, {policy.attribute}, "
+                f"{list(policy.values)}); remove one of them"
+            )
+        seen[key] = position
