@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run the benchmark that docs/benchmarks.md reports: privacyIDEA's sweep, then tapgate's sweep
-# with privacyIDEA's levels merged into its table and plot, then tapgate's scale run.
+# with privacyIDEA's levels merged into its table and plot, then tapgate's scale run, then the
+# cluster run on 1, 2 and 3 nodes sharing PostgreSQL (TAPGATE_BENCH_DATABASE_URL, default
+# postgresql://postgres@127.0.0.1:5432/postgres).
 #
 # Usage: bench/run-all.sh [OUTPUT_DIR]   (default: bench-results)
 # Needs the tapgate virtual environment with the `bench` extra (matplotlib) and network access
@@ -21,3 +23,17 @@ bench/privacyidea/setup.sh
     --compare "$out/privacyidea/results.json" --compare "$out/privacyidea-long/results.json" \
     --output "$out/sweep"
 "$py" -m tapgate.cli bench --skip-sweep --scale --duration 15 --output "$out/scale" --no-plot
+# RADIUS and the Auth API level by level in one run, then the LDAP first factor against a
+# throwaway slapd (needs Debian's slapd and ldap-utils).
+"$py" -m tapgate.cli bench --front-door both --hash fast --users 1000 --concurrency 1,50,200 \
+    --duration 15 --output "$out/radius" --no-plot
+"$py" -m tapgate.cli bench --first-factor ldap --users 1000 --concurrency 1,50,200 \
+    --ldap-concurrency 1,50 --duration 15 --output "$out/ldap" --no-plot
+# The cluster run needs a PostgreSQL server where it may create and drop databases. One SQLite
+# node runs first at the same levels, so the table compares both under the same machine load.
+pg_url=${TAPGATE_BENCH_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+"$py" -m tapgate.cli bench --users 1000 --concurrency 10,50,200 --duration 15 \
+    --output "$out/cluster-sqlite" --no-plot
+"$py" -m tapgate.cli bench --cluster 1,2,3 --database-url "$pg_url" --users 1000 \
+    --concurrency 10,50,200 --duration 15 --compare "$out/cluster-sqlite/results.json" \
+    --output "$out/cluster"

@@ -1,108 +1,48 @@
-"""A real OpenLDAP slapd on loopback ports, with test data, for the `ldap` auth profile tests.
+"""Test data for the `ldap` auth profile tests, served by a real OpenLDAP slapd.
 
-Each server gets its own temporary folder, a `slapd.conf` with an AD-like schema, the memberof
-and ppolicy overlays, and a certificate from a `trustme` CA for StartTLS and ldaps://. slapd runs
-in the foreground (`-d 0`), so the caller owns its PID and kills it. Entries are loaded with
-`ldapadd` while the server runs, because the memberof overlay maintains `memberOf` only for
-entries added that way.
+`tapgate.bench.slapd` starts the server (on loopback ports, with a certificate from a `trustme`
+CA for StartTLS and ldaps://); this module contains the people and groups the tests rely on.
 """
 
 from __future__ import annotations
 
-import base64
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
+from tapgate.bench.slapd import (
+    BASE_DN,
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    Certificates,
+    Slapd,
+    free_port,
+    start_slapd,
+)
+from tapgate.bench.slapd import ldif_entry as _entry
 from tapgate.directory.ldap import LdapAuthProfile
 
-BASE_DN = "dc=ornek,dc=com,dc=tr"
-ADMIN_DN = f"cn=admin,{BASE_DN}"
-ADMIN_PASSWORD = "admin-secret"
-SERVICE_DN = f"cn=svc-mfa,{BASE_DN}"
-SERVICE_PASSWORD = "svc-secret"
+__all__ = [
+    "BASE_DN",
+    "GMOSER_GUID",
+    "GROUPS_OU",
+    "SERVICE_DN",
+    "SERVICE_PASSWORD",
+    "Certificates",
+    "ProfileFactory",
+    "Slapd",
+    "directory_ldif",
+    "free_port",
+    "generated_ldif",
+    "minimal_ldif",
+    "profile_mapping",
+    "start_slapd",
+]
+
 USERS_OU = f"ou=Kullanıcılar,{BASE_DN}"
 GROUPS_OU = f"ou=Gruplar,{BASE_DN}"
 
 # Gökhan Moser has an AD-style binary objectGUID. The other users are identified by entryUUID.
 GMOSER_GUID = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f")
-
-AD_SCHEMA = """\
-attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' EQUALITY caseIgnoreMatch
-  SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
-attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName' EQUALITY caseIgnoreMatch
-  SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
-attributetype ( 1.2.840.113556.1.2.141 NAME 'department' EQUALITY caseIgnoreMatch
-  SUBSTR caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
-attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl' EQUALITY integerMatch
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
-attributetype ( 1.2.840.113556.1.4.159 NAME 'accountExpires' EQUALITY integerMatch
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
-attributetype ( 1.2.840.113556.1.4.2 NAME 'objectGUID' EQUALITY octetStringMatch
-  SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
-objectclass ( 1.3.6.1.4.1.99999.7.1 NAME 'tapgateADUser' SUP top AUXILIARY
-  MAY ( sAMAccountName $ userPrincipalName $ department $ userAccountControl $ accountExpires $
-  objectGUID ) )
-"""
-
-
-@dataclass(frozen=True)
-class Certificates:
-    """PEM files for one test CA and a server certificate for 127.0.0.1 and localhost."""
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-    other_ca_file: Path
-
-
-@dataclass
-class Slapd:
-    """One running slapd: its URLs, folder and process."""
-
-    ldap_url: str
-    ldaps_url: str
-    folder: Path
-    command: list[str]
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        """Kill this slapd (by its own PID) and wait for it to exit."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        """Start slapd again on the same ports and data after `stop`."""
-        self.process = _launch(self.command, self.folder / "slapd.log")
-        for url in (self.ldap_url, self.ldaps_url):
-            _wait_until_listening(
-                int(url.rsplit(":", 1)[1]), self.process, self.folder / "slapd.log"
-            )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ldif_value(name: str, value: str | bytes) -> str:
-    """Render one LDIF line, base64-encoding binary and non-ASCII values as RFC 2849 requires."""
-    if isinstance(value, bytes):
-        return f"{name}:: {base64.b64encode(value).decode()}"
-    if value.isascii() and not value.startswith((" ", ":", "<")):
-        return f"{name}: {value}"
-    return f"{name}:: {base64.b64encode(value.encode()).decode()}"
-
-
-def _entry(dn: str, attributes: list[tuple[str, str | bytes]]) -> str:
-    lines = [_ldif_value("dn", dn)] + [_ldif_value(name, value) for name, value in attributes]
-    return "\n".join(lines) + "\n\n"
 
 
 def _person(
@@ -271,115 +211,6 @@ def minimal_ldif() -> str:
             _person("cn=Kaya\\, İrem", "Kaya, İrem", "ikaya", "İrem-Parola1"),
         ]
     )
-
-
-def _slapd_conf(folder: Path, certificates: Certificates) -> str:
-    return f"""\
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include {folder}/ad.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload memberof
-moduleload ppolicy
-pidfile {folder}/slapd.pid
-TLSCACertificateFile {certificates.ca_file}
-TLSCertificateFile {certificates.cert_file}
-TLSCertificateKeyFile {certificates.key_file}
-database mdb
-maxsize 10485760
-suffix "{BASE_DN}"
-rootdn "{ADMIN_DN}"
-rootpw {ADMIN_PASSWORD}
-directory {folder}/db
-overlay memberof
-overlay ppolicy
-ppolicy_default "cn=varsayilan,ou=Politikalar,{BASE_DN}"
-ppolicy_use_lockout
-"""
-
-
-def _wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"slapd exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    process.wait(timeout=10)
-    raise RuntimeError(
-        f"slapd did not listen on port {port} within 10 s: {log.read_text()[-2000:]}"
-    )
-
-
-def _launch(command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as log_file:
-        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-
-
-def start_slapd(folder: Path, certificates: Certificates, ldif: str) -> Slapd:
-    """Start slapd in `folder` on two free loopback ports and load `ldif` with ldapadd."""
-    (folder / "db").mkdir(parents=True)
-    (folder / "ad.schema").write_text(AD_SCHEMA)
-    conf = folder / "slapd.conf"
-    conf.write_text(_slapd_conf(folder, certificates))
-    base = _entry(
-        BASE_DN,
-        [
-            ("objectClass", "dcObject"),
-            ("objectClass", "organization"),
-            ("o", "Ornek"),
-            ("dc", "ornek"),
-        ],
-    )
-    (folder / "base.ldif").write_text(base)
-    subprocess.run(
-        ["slapadd", "-f", str(conf), "-l", str(folder / "base.ldif")],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-
-    ldap_port, ldaps_port = free_port(), free_port()
-    ldap_url = f"ldap://127.0.0.1:{ldap_port}"
-    ldaps_url = f"ldaps://127.0.0.1:{ldaps_port}"
-    command = ["slapd", "-f", str(conf), "-h", f"{ldap_url}/ {ldaps_url}/", "-d", "0"]
-    log = folder / "slapd.log"
-    server = Slapd(ldap_url, ldaps_url, folder, command, _launch(command, log))
-    try:
-        _wait_until_listening(ldap_port, server.process, log)
-        _wait_until_listening(ldaps_port, server.process, log)
-        (folder / "data.ldif").write_text(ldif, encoding="utf-8")
-        added = subprocess.run(
-            [
-                "ldapadd",
-                "-x",
-                "-H",
-                ldap_url,
-                "-D",
-                ADMIN_DN,
-                "-w",
-                ADMIN_PASSWORD,
-                "-e",
-                "relax",
-                "-f",
-                str(folder / "data.ldif"),
-            ],
-            capture_output=True,
-            timeout=30,
-            text=True,
-        )
-        if added.returncode != 0:
-            raise RuntimeError(f"ldapadd failed: {added.stdout[-1000:]} {added.stderr[-1000:]}")
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 def profile_mapping(

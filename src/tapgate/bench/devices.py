@@ -50,13 +50,23 @@ class Slot:
     challenge_at: float | None = None
     answer_sent_at: float | None = None
     answer_status: int | None = None
+    # When the 200 for the answer arrived: the latest instant at which the server had accepted it.
+    answer_accepted_at: float | None = None
+    # Set when a device takes an expected slot, because that login's side never learns the id.
+    transaction_id: str | None = None
 
 
 @dataclass
 class Rendezvous:
-    """Slots by transaction id; whichever side sees a transaction first creates its slot."""
+    """Slots by transaction id; whichever side sees a transaction first creates its slot.
+
+    A front door that never shows the transaction id to the application (RADIUS in tap mode)
+    instead registers an expected slot for the user's device, which the device's next
+    challenge takes.
+    """
 
     slots: dict[str, Slot] = field(default_factory=dict)
+    expected: dict[str, list[Slot]] = field(default_factory=dict)
 
     def slot(self, transaction_id: str) -> Slot:
         found = self.slots.get(transaction_id)
@@ -67,6 +77,34 @@ class Rendezvous:
 
     def release(self, transaction_id: str) -> None:
         self.slots.pop(transaction_id, None)
+
+    def expect(self, device_id: str) -> Slot:
+        """Register a slot for the next challenge to `device_id`; its device approves at once."""
+        go: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        go.set_result(None)
+        slot = Slot(go)
+        self.expected.setdefault(device_id, []).append(slot)
+        return slot
+
+    def forget(self, device_id: str, slot: Slot) -> None:
+        """Drop an expected slot, whether or not a challenge took it."""
+        waiting = [other for other in self.expected.get(device_id, []) if other is not slot]
+        if waiting:
+            self.expected[device_id] = waiting
+        else:
+            self.expected.pop(device_id, None)
+        if slot.transaction_id is not None:
+            self.release(slot.transaction_id)
+
+    def challenge_slot(self, device_id: str, transaction_id: str) -> Slot:
+        """Return the slot of a challenge that arrived on `device_id`'s stream: the one the
+        application side made for the transaction, else the device's oldest expected one."""
+        if transaction_id not in self.slots and self.expected.get(device_id):
+            slot = self.expected[device_id].pop(0)
+            slot.transaction_id = transaction_id
+            self.slots[transaction_id] = slot
+            return slot
+        return self.slot(transaction_id)
 
 
 @dataclass
@@ -204,7 +242,7 @@ class Fleet:
                 self.counters.bad_challenges += 1
                 return
         self.counters.challenges += 1
-        slot = self.rendezvous.slot(message["transaction_id"])
+        slot = self.rendezvous.challenge_slot(device.device_id, message["transaction_id"])
         if slot.challenge_at is None:
             slot.challenge_at = received
         task = asyncio.create_task(self._answer(device, message, slot))
@@ -242,6 +280,7 @@ class Fleet:
             return
         slot.answer_status = response.status
         if response.status == 200:
+            slot.answer_accepted_at = time.monotonic()
             self.counters.answers += 1
         else:
             self.counters.answer_failures += 1

@@ -16,7 +16,9 @@ import logging
 import resource
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from tapgate.bench.devices import HOLD, Rendezvous
 from tapgate.bench.httpclient import Connection, HttpError
@@ -79,6 +81,13 @@ class _Run:
     deadline: float
     samples: list[LoginSample] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
+
+
+# The state that one level's workers share, under a public name for other front doors' workers.
+LevelRun = _Run
+# One worker of a level: called with its index, the plan and the shared state, it repeats
+# logins until the deadline and records each one in the shared state.
+LoginWorker = Callable[[int, LevelPlan, LevelRun], Coroutine[Any, Any, None]]
 
 
 def client_ip_for(index: int) -> str:
@@ -159,16 +168,28 @@ async def run_level(
     *,
     system: str = "tapgate",
     password_hash: str,
+    login_worker: LoginWorker | None = None,
+    directory_pid: int | None = None,
 ) -> LevelResult:
-    """Run `plan.concurrency` workers for warm-up plus `plan.duration` seconds."""
+    """Run `plan.concurrency` workers for warm-up plus `plan.duration` seconds.
+
+    The workers log in through the Auth API unless `login_worker` gives another front door.
+    With `directory_pid` (the LDAP server's process), that process's CPU is reported on its own
+    instead of in the other CPU.
+    """
     now = time.monotonic()
     run = _Run(measure_from=now + plan.warmup, deadline=now + plan.warmup + plan.duration)
     workers = [
-        asyncio.create_task(_worker(i, plan, run, application, rendezvous))
+        asyncio.create_task(
+            login_worker(i, plan, run)
+            if login_worker is not None
+            else _worker(i, plan, run, application, rendezvous)
+        )
         for i in range(plan.concurrency)
     ]
     await asyncio.sleep(max(0.0, run.measure_from - time.monotonic()))
     server_before = sample_process(server_pid)
+    directory_before = sample_process(directory_pid).cpu_seconds if directory_pid else 0.0
     own_before = _own_cpu_seconds()
     machine_before = machine_busy_seconds()
     peak_rss = server_before.rss_bytes
@@ -176,6 +197,7 @@ async def run_level(
         await asyncio.sleep(min(_RSS_SAMPLE_SECONDS, remaining))
         peak_rss = max(peak_rss, sample_process(server_pid).rss_bytes)
     server_after = sample_process(server_pid)
+    directory_after = sample_process(directory_pid).cpu_seconds if directory_pid else 0.0
     own_after = _own_cpu_seconds()
     machine_after = machine_busy_seconds()
 
@@ -204,6 +226,7 @@ async def run_level(
         loadgen_cpu_seconds=own_after - own_before,
         machine_cpu_seconds=machine_after - machine_before,
         server_peak_rss=peak_rss,
+        directory_cpu_seconds=directory_after - directory_before if directory_pid else None,
     )
 
 

@@ -35,6 +35,13 @@ PUSH_PROFILE = "bench-push"
 APPLICATION = "bench-api"
 PASSWORD = "Bench-Parola-2026!"
 _INSERT_BATCH = 5000
+# The objects for the LDAP first factor and the RADIUS front door, added when a run uses them.
+LDAP_AUTH_PROFILE = "bench-ldap"
+RADIUS_PUSH_PROFILE = "bench-push-tap"
+RADIUS_APPLICATION = "bench-radius"
+RADIUS_CLIENT = "bench-nas"
+# The RADIUS client's response time budget, a little below the benchmark NAS's 60 s wait.
+RADIUS_CLIENT_TIMEOUT = 55
 
 # The hash parameters `tapgate serve` uses with TAPGATE_PASSWORD_HASH=fast (cheap) and by
 # default (argon2-cffi's RFC 9106 low-memory profile). The server verifies with the parameters
@@ -53,6 +60,8 @@ class BenchDevice:
     username: str
     device_id: str
     key: ec.EllipticCurvePrivateKey
+    # The user's id in its auth profile: the local user row's id, or the LDAP entry's objectGUID.
+    user_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,15 +106,31 @@ class BenchFiles:
         self.config.write_text(text, encoding="utf-8")
 
 
-def bench_objects(verification: str, timeout: int) -> dict[str, Any]:
+def bench_objects(
+    verification: str,
+    timeout: int,
+    *,
+    ldap_options: dict[str, Any] | None = None,
+    radius_secret: str | None = None,
+) -> dict[str, Any]:
     """Return the objects document of the benchmark: one local auth profile, one push profile
-    without a practical rate limit, and one API application that checks the password."""
-    return {
-        "auth_profiles": [{"name": AUTH_PROFILE, "type": "local"}],
+    without a practical rate limit, and one API application that checks the password.
+
+    With `ldap_options` the auth profile is an `ldap` one with those settings. With
+    `radius_secret` the document adds a RADIUS application with its own push profile and a
+    RADIUS client for 127.0.0.1.
+    """
+    auth_profile = AUTH_PROFILE if ldap_options is None else LDAP_AUTH_PROFILE
+    document = {
+        "auth_profiles": [
+            {"name": AUTH_PROFILE, "type": "local"}
+            if ldap_options is None
+            else {"name": LDAP_AUTH_PROFILE, "type": "ldap", **ldap_options}
+        ],
         "push_profiles": [
             {
                 "name": PUSH_PROFILE,
-                "fallback_auth_profiles": [AUTH_PROFILE],
+                "fallback_auth_profiles": [auth_profile],
                 "timeout": timeout,
                 "verification": verification,
                 "number_digits": 2,
@@ -125,6 +150,41 @@ def bench_objects(verification: str, timeout: int) -> dict[str, Any]:
             }
         ],
     }
+    if radius_secret is not None:
+        _add_radius_objects(document, auth_profile, timeout, radius_secret)
+    return document
+
+
+def _add_radius_objects(
+    document: dict[str, Any], auth_profile: str, timeout: int, secret: str
+) -> None:
+    # Tap mode: tapgate replies to the Access-Request once the device approves, so the NAS
+    # needs no second round trip, which number mode's Access-Challenge would add.
+    tap_profile = {
+        **document["push_profiles"][0],
+        "name": RADIUS_PUSH_PROFILE,
+        "fallback_auth_profiles": [auth_profile],
+        "verification": "tap",
+        # A transaction must expire before the RADIUS client's budget ends, so the NAS gets
+        # the expiry's Access-Reject rather than the budget's.
+        "timeout": min(timeout, RADIUS_CLIENT_TIMEOUT - 5),
+        "default": False,
+    }
+    document["push_profiles"].append(tap_profile)
+    document["applications"].append(
+        {"name": RADIUS_APPLICATION, "type": "radius", "methods": [RADIUS_PUSH_PROFILE]}
+    )
+    document["radius_clients"] = [
+        {
+            "name": RADIUS_CLIENT,
+            "address": "127.0.0.1/32",
+            "secret": secret,
+            "application": RADIUS_APPLICATION,
+            "client_ip_attribute": "Calling-Station-Id",
+            "timeout": RADIUS_CLIENT_TIMEOUT,
+            "require_message_authenticator": True,
+        }
+    ]
 
 
 def username_for(index: int) -> str:
@@ -132,12 +192,28 @@ def username_for(index: int) -> str:
 
 
 async def provision(
-    files: BenchFiles, users: int, password_hash: str, verification: str, timeout: int
+    files: BenchFiles,
+    users: int,
+    password_hash: str,
+    verification: str,
+    timeout: int,
+    database_url: str | None = None,
+    *,
+    ldap_options: dict[str, Any] | None = None,
+    radius_secret: str | None = None,
 ) -> Provisioned:
-    """Create the schema, the objects, `users` users with one device each and an API client."""
-    upgrade(files.database_url)
+    """Create the schema, the objects, `users` users with one device each and an API client,
+    in `database_url` (default: the SQLite file of `files`).
+
+    With `ldap_options` the users' auth profile is an `ldap` one, and only the devices are
+    written: the caller loads the users into the directory with each device's `user_id` as
+    the entry's objectGUID. `radius_secret` adds the RADIUS objects (see `bench_objects`).
+    """
+    auth_profile = AUTH_PROFILE if ldap_options is None else LDAP_AUTH_PROFILE
+    url = database_url or files.database_url
+    upgrade(url)
     keyring = KeyRing(load_or_create_key_file(files.key_file))
-    database = Database(files.database_url)
+    database = Database(url)
     now = SystemClock().now()
     stored_hash = HASHERS[password_hash]().hash(PASSWORD)
     try:
@@ -145,7 +221,14 @@ async def provision(
             await apply_objects(
                 session,
                 keyring,
-                parse_document(bench_objects(verification, timeout)),
+                parse_document(
+                    bench_objects(
+                        verification,
+                        timeout,
+                        ldap_options=ldap_options,
+                        radius_secret=radius_secret,
+                    )
+                ),
                 prune=False,
                 actor="tapgate bench",
             )
@@ -153,7 +236,7 @@ async def provision(
         async with database.read() as session:
             profile_id = (
                 await session.scalars(
-                    select(AuthProfileRow.id).where(AuthProfileRow.name == AUTH_PROFILE)
+                    select(AuthProfileRow.id).where(AuthProfileRow.name == auth_profile)
                 )
             ).one()
 
@@ -165,7 +248,7 @@ async def provision(
                 username = username_for(index)
                 user_id = str(uuid.uuid4())
                 key = new_private_key()
-                device = BenchDevice(index, username, str(uuid.uuid4()), key)
+                device = BenchDevice(index, username, str(uuid.uuid4()), key, user_id)
                 devices.append(device)
                 user_rows.append(
                     {
@@ -183,7 +266,7 @@ async def provision(
                 device_rows.append(
                     {
                         "id": device.device_id,
-                        "auth_profile": AUTH_PROFILE,
+                        "auth_profile": auth_profile,
                         "user_id": user_id,
                         "username": username,
                         "name": "bench phone",
@@ -195,7 +278,8 @@ async def provision(
                     }
                 )
             async with database.write() as session:
-                await session.execute(insert(LocalUserRow), user_rows)
+                if ldap_options is None:
+                    await session.execute(insert(LocalUserRow), user_rows)
                 await session.execute(insert(DeviceRow), device_rows)
     finally:
         await database.close()

@@ -7,6 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tapgate.bench.cluster_report import cluster_markdown
+from tapgate.bench.front_door_report import front_door_markdown, ldap_markdown
+
 _COLUMNS = (
     ("system", "system"),
     ("hash", "password_hash"),
@@ -25,6 +28,8 @@ _COLUMNS = (
     ("peak RSS MiB", "server_peak_rss_mib"),
     ("failed", "failed"),
 )
+# Shown only when some level's first factor ran against slapd.
+_DIRECTORY_COLUMN = ("slapd CPU %", "directory_cpu_percent")
 
 
 def _cell(level: dict[str, Any], key: str | tuple[str, str]) -> str:
@@ -38,12 +43,15 @@ def _cell(level: dict[str, Any], key: str | tuple[str, str]) -> str:
 
 def markdown_table(levels: list[dict[str, Any]]) -> str:
     """Return one Markdown table row per level, in the order given."""
+    columns: tuple[tuple[str, str | tuple[str, str]], ...] = _COLUMNS
+    if any(level.get("directory_cpu_percent") is not None for level in levels):
+        columns = (*_COLUMNS[:-1], _DIRECTORY_COLUMN, _COLUMNS[-1])
     lines = [
-        "| " + " | ".join(title for title, _ in _COLUMNS) + " |",
-        "|" + "|".join(" --- " for _ in _COLUMNS) + "|",
+        "| " + " | ".join(title for title, _ in columns) + " |",
+        "|" + "|".join(" --- " for _ in columns) + "|",
     ]
     for level in levels:
-        lines.append("| " + " | ".join(_cell(level, key) for _, key in _COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(level, key) for _, key in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -68,6 +76,14 @@ def write_reports(results: dict[str, Any], output: Path, plot: bool) -> list[Pat
     text = "# tapgate bench results\n"
     if results["levels"]:
         text += "\n" + markdown_table(results["levels"])
+    front_doors = front_door_markdown(results["levels"])
+    if front_doors:
+        text += "\n## RADIUS against the Auth API\n\n" + front_doors
+    if results.get("ldap_bind_search"):
+        text += "\n## LDAP bind and search\n\n" + ldap_markdown(results["ldap_bind_search"])
+    cluster = cluster_markdown(results["levels"])
+    if cluster:
+        text += "\n## Cluster\n\n" + cluster
     if results.get("scale"):
         text += "\n## Scale\n\n" + scale_markdown(results["scale"])
         held = results["scale"].get("latency_while_held")

@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import resource
+import secrets
 import shutil
 import signal
 import tempfile
@@ -16,9 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from tapgate.bench.devices import Fleet, Rendezvous
+from tapgate.bench.directory import load_people, profile_options, start_directory
 from tapgate.bench.driver import Application, LevelPlan, hold_logins, run_level
-from tapgate.bench.provision import BenchFiles, Provisioned, provision
+from tapgate.bench.ldap_probe import measure_bind_search
+from tapgate.bench.provision import BenchDevice, BenchFiles, Provisioned, provision
+from tapgate.bench.radius_client import free_udp_port
+from tapgate.bench.radius_driver import radius_worker
 from tapgate.bench.server import ServerProcess, free_port, sample_process
+from tapgate.bench.slapd import Slapd
+from tapgate.bench.stats import LevelResult
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,22 @@ class BenchOptions:
     workdir: Path | None = None
     keep_workdir: bool = False
     scale: ScaleOptions | None = None
+    # Front doors that each level runs through, one after the other: "api", "radius".
+    front_doors: tuple[str, ...] = ("api",)
+    # "local" (users in tapgate's database) or "ldap" (users in a throwaway slapd).
+    first_factor: str = "local"
+    # Concurrent bind plus search calls of each LDAP measurement that precedes the levels.
+    ldap_probe_concurrency: tuple[int, ...] = (50,)
+
+
+def system_label(front_door: str, first_factor: str) -> str:
+    """Return a level's system name: "tapgate", plus "radius" and "ldap" when they are used."""
+    parts = ["tapgate"]
+    if front_door == "radius":
+        parts.append("radius")
+    if first_factor == "ldap":
+        parts.append("ldap")
+    return " ".join(parts)
 
 
 def raise_open_file_limit() -> int:
@@ -81,11 +104,24 @@ def machine_info() -> dict[str, Any]:
 
 
 class _Session:
-    """A provisioned database, its running server, the application and the device fleet."""
+    """A provisioned database, its running server, the application and the device fleet,
+    and the LDAP directory when the first factor uses one."""
 
-    def __init__(self, options: BenchOptions, password_hash: str) -> None:
+    def __init__(
+        self,
+        options: BenchOptions,
+        password_hash: str,
+        *,
+        front_doors: tuple[str, ...] = ("api",),
+        first_factor: str = "local",
+    ) -> None:
         self.options = options
         self.password_hash = password_hash
+        self.first_factor = first_factor
+        self.radius_port = free_udp_port() if "radius" in front_doors else None
+        # A fresh shared secret per run; it is written only to the work directory's database.
+        self.radius_secret = secrets.token_urlsafe(24) if self.radius_port else None
+        self.directory: Slapd | None = None
         base = options.workdir or Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
         self.files = BenchFiles(
@@ -98,16 +134,30 @@ class _Session:
         self.application: Application | None = None
 
     async def start(self, users: int, timeout: int) -> None:
-        self.files.write_settings()
+        self.files.write_settings(self.radius_port)
+        ldap_options = None
+        if self.first_factor == "ldap":
+            self.directory = start_directory(self.files.workdir / "slapd")
+            ldap_options = profile_options(self.directory)
+            log.info("slapd started url=%s pid=%d", self.directory.ldap_url, self.directory_pid)
         log.info(
-            "provisioning users=%d hash=%s workdir=%s",
+            "provisioning users=%d hash=%s first_factor=%s workdir=%s",
             users,
             self.password_hash,
+            self.first_factor,
             self.files.workdir,
         )
         self.provisioned = await provision(
-            self.files, users, self.password_hash, self.options.verification, timeout
+            self.files,
+            users,
+            self.password_hash,
+            self.options.verification,
+            timeout,
+            ldap_options=ldap_options,
+            radius_secret=self.radius_secret,
         )
+        if self.directory is not None:
+            await asyncio.to_thread(load_people, self.directory, self.provisioned.devices)
         await self.server.start()
         self.application = await Application.sign_in(
             HOST, self.files.port, self.provisioned.client_id, self.provisioned.client_secret
@@ -122,6 +172,10 @@ class _Session:
             verify_challenges=self.options.verify_challenges,
         )
 
+    @property
+    def directory_pid(self) -> int | None:
+        return self.directory.process.pid if self.directory is not None else None
+
     async def close(self) -> None:
         if self.fleet is not None:
             await self.fleet.stop()
@@ -131,13 +185,29 @@ class _Session:
         status = self.server.stop()
         if status != 0:
             log.warning("tapgate serve exited with status %d; see %s", status, self.server.log_path)
+        if self.directory is not None:
+            self.directory.stop()
         if not self.options.keep_workdir:
             shutil.rmtree(self.files.workdir, ignore_errors=True)
 
 
-async def run_sweep(options: BenchOptions, password_hash: str) -> list[dict[str, Any]]:
-    """Provision, start a server, connect the devices and run every concurrency level."""
-    session = _Session(options, password_hash)
+async def run_sweep(
+    options: BenchOptions, password_hash: str, probes: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Provision, start a server, connect the devices and run every concurrency level, once
+    per front door in `options.front_doors`.
+
+    With the LDAP first factor, the bind plus search measurement runs first and is appended
+    to `probes` when that list is given.
+    """
+    session = _Session(
+        options,
+        password_hash,
+        front_doors=options.front_doors,
+        first_factor=options.first_factor,
+    )
+    # With LDAP, slapd checks the password, so the row's hash column names LDAP instead.
+    hash_label = "ldap" if options.first_factor == "ldap" else password_hash
     levels: list[dict[str, Any]] = []
     try:
         await session.start(options.users, timeout=60)
@@ -145,31 +215,72 @@ async def run_sweep(options: BenchOptions, password_hash: str) -> list[dict[str,
         assert session.fleet is not None
         assert session.application is not None
         devices = session.provisioned.devices[: options.connected or options.users]
+        if session.directory is not None and probes is not None:
+            for probe_concurrency in options.ldap_probe_concurrency:
+                probe = await measure_bind_search(
+                    profile_options(session.directory),
+                    devices,
+                    concurrency=probe_concurrency,
+                    duration=options.duration,
+                    warmup=options.warmup,
+                    slapd_pid=session.directory.process.pid,
+                )
+                log.info(
+                    "ldap bind and search concurrency=%d per_second=%.1f p50_ms=%s p99_ms=%s",
+                    probe["concurrency"],
+                    probe["per_second"],
+                    probe["bind_and_search_ms"]["p50"],
+                    probe["bind_and_search_ms"]["p99"],
+                )
+                probes.append(probe)
         seconds = await session.fleet.connect(devices, _CONNECT_PARALLEL)
         log.info("devices connected count=%d seconds=%.1f", len(devices), seconds)
         for concurrency in options.concurrency:
-            plan = LevelPlan(
-                concurrency, options.duration, options.warmup, options.think_seconds, devices
-            )
-            result = await run_level(
-                plan,
-                session.application,
-                session.rendezvous,
-                session.server.pid,
-                password_hash=password_hash,
-            )
-            log.info(
-                "level done hash=%s concurrency=%d logins_per_second=%.1f p99_ms=%s failed=%d",
-                password_hash,
-                concurrency,
-                result.logins_per_second,
-                result.latency_ms["p99"],
-                result.failed,
-            )
-            levels.append(result.as_dict())
+            for front_door in options.front_doors:
+                result = await _run_front_door_level(
+                    session, front_door, concurrency, devices, hash_label
+                )
+                levels.append(result.as_dict())
     finally:
         await session.close()
     return levels
+
+
+async def _run_front_door_level(
+    session: _Session,
+    front_door: str,
+    concurrency: int,
+    devices: list[BenchDevice],
+    hash_label: str,
+) -> LevelResult:
+    options = session.options
+    assert session.application is not None
+    plan = LevelPlan(concurrency, options.duration, options.warmup, options.think_seconds, devices)
+    worker = None
+    if front_door == "radius":
+        assert session.radius_port is not None and session.radius_secret is not None
+        worker = radius_worker(HOST, session.radius_port, session.radius_secret, session.rendezvous)
+    result = await run_level(
+        plan,
+        session.application,
+        session.rendezvous,
+        session.server.pid,
+        system=system_label(front_door, session.first_factor),
+        password_hash=hash_label,
+        login_worker=worker,
+        directory_pid=session.directory_pid,
+    )
+    log.info(
+        "level done front_door=%s hash=%s concurrency=%d logins_per_second=%.1f p99_ms=%s "
+        "failed=%d",
+        front_door,
+        hash_label,
+        concurrency,
+        result.logins_per_second,
+        result.latency_ms["p99"],
+        result.failed,
+    )
+    return result
 
 
 async def run_scale(options: BenchOptions, scale: ScaleOptions) -> dict[str, Any]:
@@ -243,8 +354,11 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
         "levels": [],
         "scale": None,
     }
+    probes: list[dict[str, Any]] = []
     for password_hash in options.hashes:
-        results["levels"].extend(await run_sweep(options, password_hash))
+        results["levels"].extend(await run_sweep(options, password_hash, probes))
+    if probes:
+        results["ldap_bind_search"] = probes
     if options.scale is not None:
         results["scale"] = await run_scale(options, options.scale)
     return results

@@ -60,6 +60,9 @@ class LevelResult:
     server_peak_rss_mib: float
     failures: dict[str, int] = field(default_factory=dict)
     notes: str = ""
+    # CPU of the LDAP server (slapd) in percent of one core, when the first factor uses one;
+    # it is then left out of other_cpu_percent.
+    directory_cpu_percent: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -78,7 +81,9 @@ def level_from_samples(
     loadgen_cpu_seconds: float,
     machine_cpu_seconds: float,
     server_peak_rss: int,
+    directory_cpu_seconds: float | None = None,
 ) -> LevelResult:
+    directory_cpu = directory_cpu_seconds or 0.0
     latency = [(s.finished - s.started - think_seconds) * 1000 for s in samples]
     to_device = [(s.challenge_at - s.started) * 1000 for s in samples if s.challenge_at is not None]
     to_application = [
@@ -103,10 +108,16 @@ def level_from_samples(
         loadgen_cpu_percent=round(100 * loadgen_cpu_seconds / duration, 1),
         other_cpu_percent=round(
             100
-            * max(0.0, machine_cpu_seconds - server_cpu_seconds - loadgen_cpu_seconds)
+            * max(
+                0.0,
+                machine_cpu_seconds - server_cpu_seconds - loadgen_cpu_seconds - directory_cpu,
+            )
             / duration,
             1,
         ),
         server_peak_rss_mib=round(server_peak_rss / 2**20, 1),
         failures=dict(failures),
+        directory_cpu_percent=round(100 * directory_cpu_seconds / duration, 1)
+        if directory_cpu_seconds is not None
+        else None,
     )

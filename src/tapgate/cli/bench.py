@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from tapgate.cli.bench_cluster import check_cluster_options, parse_node_counts
 from tapgate.logsetup import setup_logging
 
 
@@ -22,6 +23,22 @@ def _levels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[i
     if not levels or min(levels) < 1:
         raise click.BadParameter(f"{value!r}: every concurrency must be at least 1")
     return levels
+
+
+def _check_first_factor(first_factor: str, hashes: str) -> None:
+    from tapgate.bench.slapd import missing_programs
+
+    if first_factor != "ldap":
+        return
+    if hashes != "fast":
+        # slapd checks LDAP passwords, so a second sweep with another hash would repeat the first.
+        raise click.BadParameter("--hash applies to the local first factor; leave it at fast")
+    missing = missing_programs()
+    if missing:
+        raise click.UsageError(
+            f"--first-factor ldap needs {', '.join(missing)} on PATH; "
+            "install the Debian packages slapd and ldap-utils"
+        )
 
 
 def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
@@ -72,6 +89,30 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     default="number",
     show_default=True,
     help="Verification mode of the benchmark push profile.",
+)
+@click.option(
+    "--front-door",
+    type=click.Choice(["api", "radius", "both"]),
+    default="api",
+    show_default=True,
+    help="How logins arrive: the Auth API, RADIUS Access-Requests (PAP, tap mode), or both, "
+    "one level after the other at each concurrency.",
+)
+@click.option(
+    "--first-factor",
+    type=click.Choice(["local", "ldap"]),
+    default="local",
+    show_default=True,
+    help="Where users and passwords live: tapgate's local auth profile, or a throwaway slapd "
+    "on loopback (needs Debian's slapd and ldap-utils).",
+)
+@click.option(
+    "--ldap-concurrency",
+    default="50",
+    show_default=True,
+    callback=_levels,
+    help="With --first-factor ldap: comma-separated numbers of concurrent calls, one bind plus "
+    "search measurement each.",
 )
 @click.option(
     "--no-verify-challenges",
@@ -140,6 +181,20 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     help="Another results.json (e.g. privacyIDEA's) whose levels join the table and plot.",
 )
 @click.option("--no-plot", is_flag=True, help="Skip the PNG plot (matplotlib is not needed then).")
+@click.option(
+    "--cluster",
+    "node_counts",
+    default=None,
+    callback=parse_node_counts,
+    help="Comma-separated node counts, e.g. 1,2,3: run the sweep on that many nodes sharing a "
+    "fresh PostgreSQL database instead of one SQLite node. Needs --database-url.",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    help="With --cluster: a postgresql:// URL of an existing database on a server where the "
+    "benchmark may create and drop its own databases.",
+)
 def bench(
     users: int,
     connected: int | None,
@@ -149,6 +204,9 @@ def bench(
     think: float,
     hashes: str,
     verification: str,
+    front_door: str,
+    first_factor: str,
+    ldap_concurrency: tuple[int, ...],
     no_verify_challenges: bool,
     server_log_level: str,
     scale: bool,
@@ -162,17 +220,22 @@ def bench(
     output: Path,
     compare_files: tuple[Path, ...],
     no_plot: bool,
+    node_counts: tuple[int, ...] | None,
+    database_url: str | None,
 ) -> None:
     """Measure push logins per second and latency against a separate `tapgate serve`.
 
     Provisions users and devices straight into a fresh SQLite database under the temp
     directory, starts the server, opens one device stream per user, and runs concurrent logins
-    through the Auth API for a fixed time per concurrency level. Loopback only.
+    through the Auth API (or RADIUS, with --front-door) for a fixed time per concurrency level.
+    With --first-factor ldap the users live in a throwaway slapd instead. Loopback only.
     """
     from tapgate.bench.report import markdown_table, write_reports
     from tapgate.bench.runner import BenchOptions, ScaleOptions, run_bench
 
     setup_logging("INFO")
+    check_cluster_options(node_counts, database_url, scale)
+    _check_first_factor(first_factor, hashes)
     if connected is not None and not 1 <= connected <= users:
         raise click.BadParameter(f"--connected {connected} must be from 1 to --users ({users})")
     if scale and not scale_pending <= scale_connected <= scale_users:
@@ -188,6 +251,9 @@ def bench(
         think_seconds=think,
         hashes=() if skip_sweep else (("fast", "default") if hashes == "both" else (hashes,)),
         verification=verification,
+        front_doors=("api", "radius") if front_door == "both" else (front_door,),
+        first_factor=first_factor,
+        ldap_probe_concurrency=ldap_concurrency,
         verify_challenges=not no_verify_challenges,
         log_level=server_log_level,
         workdir=workdir,
@@ -196,13 +262,19 @@ def bench(
         if scale
         else None,
     )
+    if node_counts is not None and database_url is not None:
+        from tapgate.bench.cluster import ClusterOptions, run_cluster_bench
+
+        run = run_cluster_bench(options, ClusterOptions(node_counts, database_url))
+    else:
+        run = run_bench(options)
     try:
         import uvloop
     except ImportError:
-        results = asyncio.run(run_bench(options))
+        results = asyncio.run(run)
     else:
         # uvloop's lower per-request overhead leaves more of the shared CPU to the server.
-        results = uvloop.run(run_bench(options))
+        results = uvloop.run(run)
     # A level from a later file replaces one of the same system, hash and concurrency.
     merged = {_level_key(level): level for level in results["levels"]}
     for path in compare_files:
