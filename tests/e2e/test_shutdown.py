@@ -12,6 +12,7 @@ from tests.support import Server
 
 def test_sigterm_with_open_streams_is_clean(server: Server) -> None:
     phones = [enroll_device(server, "ayşe", f"Telefon {i}") for i in range(3)]
+
     def hold(index: int) -> None:
         try:
             for _event in stream_events(phones[index]):

@@ -86,9 +86,9 @@ async def bearer_application(request: Request, rt: RuntimeDep) -> str:
         raise RequestError(
             "missing bearer token; get one from POST /oauth/token", "invalid_token", 401
         )
-    async with rt.database.read() as session:
+    async with rt.database.read_rows() as connection:
         application = await application_for_token(
-            session, rt.keyring, token.strip(), rt.clock.now()
+            connection, rt.keyring, token.strip(), rt.clock.now()
         )
     if application is None:
         raise RequestError(
@@ -175,9 +175,11 @@ async def auth_status(
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> JSONResponse:
     """Return the status; with `wait`, hold the request until it changes or the seconds pass."""
-    status = await _owned_status(rt, application, transaction_id)
-    if wait and not status.final:
-        status = await rt.login.wait_for_status(transaction_id, wait)
+    if wait:
+        # One read checks the owner and starts the wait.
+        status = await rt.login.wait_for_status(transaction_id, wait, application=application)
+    else:
+        status = await _owned_status(rt, application, transaction_id)
     return JSONResponse(status_body(status))
 
 

@@ -10,15 +10,21 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tapgate.audit import record_audit
 from tapgate.errors import NotFoundError
 from tapgate.keys import KeyRing
 from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow
+from tapgate.store.tables import ACCESS_TOKENS
 
 TOKEN_LIFETIME = timedelta(hours=1)
+# Built once, because every Auth API request runs it.
+_TOKEN_APPLICATION = select(ACCESS_TOKENS.c.application).where(
+    ACCESS_TOKENS.c.token_hash == bindparam("token_hash"),
+    ACCESS_TOKENS.c.expires_at > bindparam("now"),
+)
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,10 @@ async def issue_token(
 
 
 async def application_for_token(
-    session: AsyncSession, keyring: KeyRing, token: str, now: datetime
+    connection: AsyncConnection, keyring: KeyRing, token: str, now: datetime
 ) -> str | None:
-    row = await session.get(AccessTokenRow, keyring.hash_token(token))
-    if row is None or row.expires_at <= now:
-        return None
-    return row.application
+    parameters = {"token_hash": keyring.hash_token(token), "now": now}
+    application: str | None = (
+        await connection.execute(_TOKEN_APPLICATION, parameters)
+    ).scalar_one_or_none()
+    return application

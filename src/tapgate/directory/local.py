@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.clock import Clock
@@ -23,6 +24,7 @@ from tapgate.errors import NotFoundError, ObjectError
 from tapgate.secret import Secret
 from tapgate.store.database import Database
 from tapgate.store.models import AuthProfileRow, LocalUserRow
+from tapgate.store.tables import AUTH_PROFILES, LOCAL_USERS
 
 MAX_USERNAME = 256
 
@@ -36,7 +38,31 @@ def validate_username(username: str) -> str:
     return cleaned
 
 
-def _user_from_row(profile: str, row: LocalUserRow) -> DirectoryUser:
+# Built once, because every login runs it.
+_FIND_USER = (
+    select(LOCAL_USERS)
+    .join(AUTH_PROFILES, AUTH_PROFILES.c.id == LOCAL_USERS.c.auth_profile_id)
+    .where(
+        AUTH_PROFILES.c.name == bindparam("profile"),
+        LOCAL_USERS.c.username_key == bindparam("key"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class LocalUser(DirectoryUser):
+    """A local user with the password hash and account state of the same row read.
+
+    A login then reads the row once. The password and the account are checked as they stood
+    when the user was found, one password hash earlier (about 0.2 s with Argon2's defaults).
+    """
+
+    password_hash: str | None = field(default=None, repr=False)
+    disabled: bool = False
+    expires_at: datetime | None = None
+
+
+def _user_from_row(profile: str, row: Row[Any]) -> LocalUser:
     display = " ".join(p for p in (row.first_name, row.last_name) if p) or None
     attributes: dict[str, tuple[str, ...]] = {
         "username": (row.username,),
@@ -49,12 +75,15 @@ def _user_from_row(profile: str, row: LocalUserRow) -> DirectoryUser:
         attributes["mobile"] = (row.mobile,)
     if display:
         attributes["displayname"] = (display,)
-    return DirectoryUser(
+    return LocalUser(
         auth_profile=profile,
         user_id=row.id,
         username=row.username,
         display_name=display,
         attributes=attributes,
+        password_hash=row.password_hash,
+        disabled=bool(row.disabled),
+        expires_at=row.expires_at,
     )
 
 
@@ -68,36 +97,37 @@ class LocalAuthProfile:
         self._database = database
         self._clock = clock
 
-    async def _row(self, session: AsyncSession, username: str) -> LocalUserRow | None:
-        query = (
-            select(LocalUserRow)
-            .join(AuthProfileRow, AuthProfileRow.id == LocalUserRow.auth_profile_id)
-            .where(
-                AuthProfileRow.name == self.name,
-                LocalUserRow.username_key == normalize_username(username),
-            )
-        )
-        return (await session.scalars(query)).first()
-
     async def find_user(self, username: str) -> DirectoryUser | None:
-        async with self._database.read() as session:
-            row = await self._row(session, username)
-            return _user_from_row(self.name, row) if row else None
+        parameters = {"profile": self.name, "key": normalize_username(username)}
+        async with self._database.read_rows() as connection:
+            row = (await connection.execute(_FIND_USER, parameters)).first()
+        return _user_from_row(self.name, row) if row else None
+
+    async def _current(self, user: DirectoryUser) -> LocalUser | None:
+        """Return `user` with its row's state: as found, or read again for a user built
+        elsewhere."""
+        if isinstance(user, LocalUser):
+            return user
+        async with self._database.read_rows() as connection:
+            row = (
+                await connection.execute(
+                    select(LOCAL_USERS).where(LOCAL_USERS.c.id == user.user_id)
+                )
+            ).first()
+        return _user_from_row(self.name, row) if row else None
 
     async def verify_password(self, user: DirectoryUser, password: Secret) -> str | None:
-        async with self._database.read() as session:
-            row = await session.get(LocalUserRow, user.user_id)
-            stored = row.password_hash if row else None
+        current = await self._current(user)
+        stored = current.password_hash if current else None
         if not password or not await verify_password(stored, password):
             return INVALID_CREDENTIALS
         return None
 
     async def account_problem(self, user: DirectoryUser, now: datetime) -> str | None:
-        async with self._database.read() as session:
-            row = await session.get(LocalUserRow, user.user_id)
-        if row is None or row.disabled:
+        current = await self._current(user)
+        if current is None or current.disabled:
             return ACCOUNT_DISABLED
-        if row.expires_at is not None and row.expires_at <= now:
+        if current.expires_at is not None and current.expires_at <= now:
             return ACCOUNT_EXPIRED
         return None
 

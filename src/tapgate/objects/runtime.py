@@ -7,6 +7,7 @@ again and auth profiles rebuilt, so changes take effect on the next request with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -20,11 +21,15 @@ from tapgate.keys import KeyRing
 from tapgate.objects.document import ObjectSet
 from tapgate.objects.repository import load_objects
 from tapgate.objects.specs import ApplicationSpec, PushProfileSpec
+from tapgate.policy.index import PolicyIndex
 from tapgate.policy.model import Policy, PushProfileRoute
 from tapgate.store.database import Database
-from tapgate.store.models import AuthProfileRow, ObjectVersionRow
+from tapgate.store.models import AuthProfileRow
+from tapgate.store.tables import OBJECT_VERSION
 
 log = logging.getLogger(__name__)
+# Built once, because every login runs it.
+_VERSION = select(OBJECT_VERSION.c.version).where(OBJECT_VERSION.c.id == 1)
 
 
 @dataclass
@@ -33,14 +38,19 @@ class Snapshot:
     objects: ObjectSet
     auth_profiles: dict[str, AuthProfile] = field(default_factory=dict)
 
-    @property
+    # Cached because every login reads them and a snapshot's objects never change.
+    @functools.cached_property
     def policies(self) -> tuple[Policy, ...]:
         return tuple(
             Policy(i, p.push_profile, p.auth_profile, p.attribute, p.values)
             for i, p in enumerate(self.objects.policies or [], start=1)
         )
 
-    @property
+    @functools.cached_property
+    def policy_index(self) -> PolicyIndex:
+        return PolicyIndex(self.policies)
+
+    @functools.cached_property
     def routes(self) -> dict[str, PushProfileRoute]:
         return {
             name: PushProfileRoute(name, spec.fallback_auth_profiles, spec.default)
@@ -57,16 +67,19 @@ class Snapshot:
         return self.objects.push_profiles[name]
 
 
-def _compile_policy_values(objects: ObjectSet) -> None:
+def _compile_policies(snapshot: Snapshot) -> None:
     from tapgate.errors import PolicyValueError
     from tapgate.policy.matching import compile_value
 
-    for policy in objects.policies or []:
+    for policy in snapshot.objects.policies or []:
         for value in policy.values:
             try:
                 compile_value(value)
             except PolicyValueError as exc:
-                log.warning("stored policy value does not compile value=%r error=%s", value[:80], exc)
+                log.warning(
+                    "stored policy value does not compile value=%r error=%s", value[:80], exc
+                )
+    _ = snapshot.policy_index
 
 
 class ObjectCache:
@@ -79,12 +92,8 @@ class ObjectCache:
 
     async def current(self) -> Snapshot:
         """Return the objects in force, reloading them if another change was committed."""
-        async with self._database.read() as session:
-            version = (
-                await session.scalars(
-                    select(ObjectVersionRow.version).where(ObjectVersionRow.id == 1)
-                )
-            ).first() or 0
+        async with self._database.read_rows() as connection:
+            version = (await connection.scalars(_VERSION)).first() or 0
         if self._snapshot is not None and self._snapshot.version == version:
             return self._snapshot
         async with self._lock:
@@ -109,9 +118,10 @@ class ObjectCache:
                 row.name: row.secret
                 for row in (await session.scalars(select(AuthProfileRow))).all()
             }
-        # Compile every policy value now, off the event loop, so no login waits for a compile.
-        await asyncio.to_thread(_compile_policy_values, objects)
         snapshot = Snapshot(version=version, objects=objects)
+        # Compile every policy value and the index now, off the event loop, so no login waits
+        # for a compile.
+        await asyncio.to_thread(_compile_policies, snapshot)
         for name, spec in objects.auth_profiles.items():
             if spec.kind == "local":
                 snapshot.auth_profiles[name] = LocalAuthProfile(name, self._database, self._clock)

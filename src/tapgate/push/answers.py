@@ -15,6 +15,7 @@ from tapgate.push.challenge import DeviceView, check_decision, new_digits
 from tapgate.push.ports import PENDING, LoginStatus
 from tapgate.push.publish import transaction_view
 from tapgate.store.models import DeviceRow, TransactionRow, UserLockRow
+from tapgate.store.tables import DEVICES, TRANSACTIONS
 
 if TYPE_CHECKING:
     from tapgate.push.service import LoginService
@@ -38,15 +39,25 @@ def device_view(row: DeviceRow) -> DeviceView:
 
 
 async def record_answer(
-    service: LoginService, device: DeviceRow, message: Any, signature: Any
+    service: LoginService,
+    device: DeviceRow,
+    message: Any,
+    signature: Any,
+    transaction: TransactionRow | None = None,
 ) -> AnswerResult:
-    """Check a signed answer and resolve the transaction exactly once."""
+    """Check a signed answer and resolve the transaction exactly once.
+
+    `transaction` is the answered row when the caller read it together with the device.
+    Otherwise it is read here.
+    """
     transaction_id = message.get("transaction_id") if isinstance(message, dict) else None
     if not isinstance(transaction_id, str):
         raise RequestError("message.transaction_id is missing", "invalid_request", 400)
     now = service.clock.now()
-    async with service.database.read() as session:
-        row = await session.get(TransactionRow, transaction_id)
+    row = transaction
+    if row is None or row.id != transaction_id:
+        async with service.database.read() as session:
+            row = await session.get(TransactionRow, transaction_id)
     if row is None or row.verification == "none":
         raise NotFoundError(f"transaction {transaction_id!r} not found")
 
@@ -92,14 +103,15 @@ async def record_answer(
         values.update(status=check.status, resolved_at=now, reason=check.problem)
         final_status = check.status
 
+    transactions = TRANSACTIONS.c
     async with service.database.write() as session:
         result = await session.execute(
-            update(TransactionRow)
+            update(TRANSACTIONS)
             .where(
-                TransactionRow.id == row.id,
-                TransactionRow.status == PENDING,
-                TransactionRow.code_hash.is_(None),
-                TransactionRow.expires_at > now,
+                transactions.id == row.id,
+                transactions.status == PENDING,
+                transactions.code_hash.is_(None),
+                transactions.expires_at > now,
             )
             .values(**values)
         )
@@ -143,8 +155,8 @@ async def record_answer(
             )
         device_ids = (
             await session.scalars(
-                select(DeviceRow.id).where(
-                    DeviceRow.auth_profile == row.auth_profile, DeviceRow.user_id == row.user_id
+                select(DEVICES.c.id).where(
+                    DEVICES.c.auth_profile == row.auth_profile, DEVICES.c.user_id == row.user_id
                 )
             )
         ).all()

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.store.models import RateEventRow
+from tapgate.store.tables import RATE_EVENTS
 
 FAILED_USER = "fail_user"
 FAILED_SOURCE = "fail_source"
@@ -30,13 +31,25 @@ USER_FAILURES = Limit(5, timedelta(minutes=15))
 SOURCE_FAILURES = Limit(50, timedelta(minutes=15))
 
 
-async def count_events(session: AsyncSession, kind: str, key: str, since: datetime) -> int:
-    query = (
-        select(func.count())
-        .select_from(RateEventRow)
-        .where(RateEventRow.kind == kind, RateEventRow.key == key, RateEventRow.at > since)
+# Built once: building a statement and its cache key costs about as much as running it.
+_EVENTS = RATE_EVENTS.c
+_COUNT = (
+    select(func.count())
+    .select_from(RATE_EVENTS)
+    .where(
+        _EVENTS.kind == bindparam("kind"),
+        _EVENTS.key == bindparam("key"),
+        _EVENTS.at > bindparam("since"),
     )
-    return int((await session.execute(query)).scalar_one())
+)
+_ADD = insert(RATE_EVENTS).returning(_EVENTS.id)
+_RELEASE = delete(RATE_EVENTS).where(_EVENTS.id.in_(bindparam("ids", expanding=True)))
+_CLEAR = delete(RATE_EVENTS).where(_EVENTS.kind == FAILED_USER, _EVENTS.key == bindparam("key"))
+
+
+async def count_events(session: AsyncSession, kind: str, key: str, since: datetime) -> int:
+    result = await session.execute(_COUNT, {"kind": kind, "key": key, "since": since})
+    return int(result.scalar_one())
 
 
 async def over_limit(
@@ -77,14 +90,15 @@ async def reserve(
     for kind, key, limit in checks:
         if await over_limit(session, kind, key, limit, now):
             return None
-    rows = [RateEventRow(kind=kind, key=key, at=now) for kind, key, _ in checks]
-    session.add_all(rows)
-    await session.flush()
-    return [row.id for row in rows]
+    event_ids = []
+    for kind, key, _ in checks:
+        added = await session.execute(_ADD, {"kind": kind, "key": key, "at": now})
+        event_ids.append(int(added.scalar_one()))
+    return event_ids
 
 
 async def release(session: AsyncSession, event_ids: list[int]) -> None:
-    await session.execute(delete(RateEventRow).where(RateEventRow.id.in_(event_ids)))
+    await session.execute(_RELEASE, {"ids": event_ids})
 
 
 async def prune_events(session: AsyncSession, before: datetime) -> None:
@@ -93,6 +107,4 @@ async def prune_events(session: AsyncSession, before: datetime) -> None:
 
 async def clear_failures(session: AsyncSession, key: str) -> None:
     """Forget a user's failed first factors after a success."""
-    await session.execute(
-        delete(RateEventRow).where(RateEventRow.kind == FAILED_USER, RateEventRow.key == key)
-    )
+    await session.execute(_CLEAR, {"key": key})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from tapgate.audit import record_audit
@@ -32,14 +32,15 @@ from tapgate.keys import KeyRing
 from tapgate.objects.runtime import ObjectCache, Snapshot
 from tapgate.objects.specs import PushProfileSpec
 from tapgate.policy.selection import auth_profile_order, select_method
-from tapgate.push import joins, ratelimit
+from tapgate.push import joins, pending, ratelimit
 from tapgate.push.challenge import new_digits, new_nonce, new_transaction_id
 from tapgate.push.events import EventBus
 from tapgate.push.fanout import Fanout
 from tapgate.push.ports import PENDING, REJECTED, LoginRequest, LoginStatus
 from tapgate.secret import Secret
 from tapgate.store.database import Database
-from tapgate.store.models import DeviceRow, TransactionRow, UserLockRow
+from tapgate.store.models import DeviceRow, TransactionRow
+from tapgate.store.tables import TRANSACTIONS, USER_LOCKS
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,25 @@ MAX_CODE_ATTEMPTS = 5
 class Rejection:
     reason: str
     user: DirectoryUser | None = None
+
+
+# Built once: building a statement and its cache key costs about as much as running it.
+_TRANSACTIONS = TRANSACTIONS.c
+_STATUS = select(
+    _TRANSACTIONS.id,
+    _TRANSACTIONS.status,
+    _TRANSACTIONS.reason,
+    _TRANSACTIONS.verification,
+    _TRANSACTIONS.expires_at,
+    _TRANSACTIONS.username,
+    _TRANSACTIONS.delivered_at,
+    _TRANSACTIONS.application,
+).where(_TRANSACTIONS.id == bindparam("id"))
+_CREATE = insert(TRANSACTIONS)
+_LOCK = select(USER_LOCKS.c.reason).where(
+    USER_LOCKS.c.auth_profile == bindparam("auth_profile"),
+    USER_LOCKS.c.user_id == bindparam("user_id"),
+)
 
 
 class LoginService:
@@ -101,7 +121,13 @@ class LoginService:
             return await self._reject(request, outcome)
         user = outcome
 
-        selection = select_method(application.methods, user, snapshot.routes, snapshot.policies)
+        selection = select_method(
+            application.methods,
+            user,
+            snapshot.routes,
+            snapshot.policies,
+            snapshot.policy_index,
+        )
         if selection.push_profile is None:
             return await self._reject(
                 request, Rejection("no_method", user), decided_by=selection.decided_by
@@ -211,7 +237,11 @@ class LoginService:
                 source_ip=request.client_ip,
                 details={"password_checked": require_password},
             )
-            lock = await session.get(UserLockRow, (user.auth_profile, user.user_id))
+            lock = (
+                await session.execute(
+                    _LOCK, {"auth_profile": user.auth_profile, "user_id": user.user_id}
+                )
+            ).first()
         if lock is not None:
             return Rejection("fraud_locked", user)
         return user
@@ -289,110 +319,80 @@ class LoginService:
     ) -> LoginStatus:
         now = self.clock.now()
         user_key = f"{user.auth_profile}:{user.user_id}"
-        async with self.database.read() as session:
-            devices = (
-                await session.scalars(
-                    select(DeviceRow).where(
-                        DeviceRow.auth_profile == user.auth_profile,
-                        DeviceRow.user_id == user.user_id,
-                        DeviceRow.revoked_at.is_(None),
-                    )
-                )
-            ).all()
-        if not devices:
-            return await self._reject(request, Rejection("no_device", user), decided_by)
-
         number = new_digits(profile.number_digits) if profile.verification == "number" else None
-        transaction = TransactionRow(
-            id=new_transaction_id(),
-            application=request.application,
-            auth_profile=user.auth_profile,
-            user_id=user.user_id,
-            username=user.username,
-            push_profile=profile.name,
-            status=PENDING,
-            verification=profile.verification,
-            nonce=new_nonce(),
-            number_hash=self.keyring.hash_token(number) if number else None,
-            number_digits=profile.number_digits if number else 0,
-            require_user_verification=profile.require_user_verification,
-            context={**self._context(request, now), "code_digits": profile.code_digits},
-            created_at=now,
-            expires_at=now + timedelta(seconds=profile.timeout),
-        )
-        canceled: list[str] = []
+        values: dict[str, Any] = {
+            "id": new_transaction_id(),
+            "application": request.application,
+            "auth_profile": user.auth_profile,
+            "user_id": user.user_id,
+            "username": user.username,
+            "push_profile": profile.name,
+            "status": PENDING,
+            "reason": None,
+            "verification": profile.verification,
+            "nonce": new_nonce(),
+            "number_hash": self.keyring.hash_token(number) if number else None,
+            "number_digits": profile.number_digits if number else 0,
+            "code_hash": None,
+            "code_attempts": 0,
+            "require_user_verification": profile.require_user_verification,
+            "context": {**self._context(request, now), "code_digits": profile.code_digits},
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=profile.timeout),
+            "resolved_at": None,
+            "device_id": None,
+            "delivered_at": None,
+        }
         push_limit = ratelimit.Limit(
             profile.rate_limit_count, timedelta(seconds=profile.rate_limit_window)
         )
+        device_ids: list[str] = []
+        canceled: list[str] = []
+        rejection: str | None = None
+        # One write transaction finds the devices, counts the push and creates it. The count is
+        # checked and taken under a lock in the transaction that creates the push, so
+        # simultaneous logins cannot all pass the check before any of them is counted.
         async with self.database.write() as session:
-            # Checked and counted in the transaction that creates the push, under a lock, so
-            # simultaneous logins cannot all pass the check before any of them is counted.
-            if (
+            device_ids = await pending.active_device_ids(session, user)
+            if not device_ids:
+                rejection = "no_device"
+            elif (
                 await ratelimit.reserve(session, [(ratelimit.PUSH_SENT, user_key, push_limit)], now)
                 is None
             ):
-                rate_limited = True
+                rejection = "rate_limited"
             else:
-                rate_limited = False
-        if rate_limited:
-            return await self._reject(request, Rejection("rate_limited", user), decided_by)
-        async with self.database.write() as session:
-            older = (
-                await session.scalars(
-                    select(TransactionRow.id)
-                    .where(
-                        TransactionRow.auth_profile == user.auth_profile,
-                        TransactionRow.user_id == user.user_id,
-                        TransactionRow.status == PENDING,
-                    )
-                    .order_by(TransactionRow.created_at.desc())
+                canceled = await pending.cancel_older(session, user, profile.max_pending, now)
+                await session.execute(_CREATE, values)
+                await record_audit(
+                    session,
+                    "push_sent",
+                    username=user.username,
+                    auth_profile=user.auth_profile,
+                    application=request.application,
+                    transaction_id=values["id"],
+                    outcome="pending",
+                    source_ip=request.client_ip,
+                    details={
+                        "push_profile": profile.name,
+                        "decided_by": decided_by,
+                        "devices": len(device_ids),
+                        "verification": profile.verification,
+                    },
                 )
-            ).all()
-            # At most max_pending open pushes per user: a new login cancels the oldest ones.
-            for old_id in older[max(profile.max_pending - 1, 0) :]:
-                result = await session.execute(
-                    update(TransactionRow)
-                    .where(TransactionRow.id == old_id, TransactionRow.status == PENDING)
-                    .values(status="canceled", reason="superseded", resolved_at=now)
-                )
-                if getattr(result, "rowcount", 0) == 1:
-                    canceled.append(old_id)
-                    await record_audit(
-                        session,
-                        "canceled",
-                        username=user.username,
-                        auth_profile=user.auth_profile,
-                        transaction_id=old_id,
-                        outcome="canceled",
-                        reason="superseded",
-                    )
-            session.add(transaction)
-            await record_audit(
-                session,
-                "push_sent",
-                username=user.username,
-                auth_profile=user.auth_profile,
-                application=request.application,
-                transaction_id=transaction.id,
-                outcome="pending",
-                source_ip=request.client_ip,
-                details={
-                    "push_profile": profile.name,
-                    "decided_by": decided_by,
-                    "devices": len(devices),
-                    "verification": profile.verification,
-                },
-            )
+        if rejection is not None:
+            return await self._reject(request, Rejection(rejection, user), decided_by)
+
+        # The row as inserted, for the challenge sent to the devices. No session holds it.
+        transaction = TransactionRow(**values)
         for old_id in canceled:
-            await self.fanout.transaction_closed(old_id, "canceled", [d.id for d in devices])
-        delivered = await self.fanout.challenge_created(
-            transaction, [d.id for d in devices], profile.delivery
-        )
+            await self.fanout.transaction_closed(old_id, "canceled", device_ids)
+        delivered = await self.fanout.challenge_created(transaction, device_ids, profile.delivery)
         log.info(
             "push sent transaction=%s user=%r devices=%d delivered=%d",
             transaction.id,
             user.username,
-            len(devices),
+            len(device_ids),
             delivered,
         )
         return LoginStatus(
@@ -408,8 +408,8 @@ class LoginService:
     # ---- status -------------------------------------------------------------------------------
 
     async def get_status(self, transaction_id: str) -> LoginStatus:
-        async with self.database.read() as session:
-            row = await session.get(TransactionRow, transaction_id)
+        async with self.database.read_rows() as connection:
+            row = (await connection.execute(_STATUS, {"id": transaction_id})).first()
         if row is None:
             raise NotFoundError(f"transaction {transaction_id!r} not found")
         if row.status == PENDING and self.clock.now() >= row.expires_at:
@@ -426,7 +426,14 @@ class LoginService:
             application=row.application,
         )
 
-    async def wait_for_status(self, transaction_id: str, timeout: float) -> LoginStatus:
+    async def wait_for_status(
+        self, transaction_id: str, timeout: float, *, application: str | None = None
+    ) -> LoginStatus:
+        """Return the status once it is final or `timeout` seconds pass.
+
+        With `application`, raise NotFoundError unless the transaction belongs to it, checked on
+        the first read, so that a caller needs no read of its own before waiting.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         event = self.bus.subscribe(transaction_id)
@@ -452,6 +459,8 @@ class LoginService:
                             (str(exc.orig).strip().splitlines() or [""])[0],
                         )
                     outage = True
+                if application is not None and status.application != application:
+                    raise NotFoundError(f"transaction {transaction_id!r} not found")
                 remaining = deadline - loop.time()
                 if status.final or remaining <= 0:
                     return status

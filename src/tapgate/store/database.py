@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tapgate.errors import ConfigError
-from tapgate.store.inline_sqlite import inline_connector
+from tapgate.store.inline_sqlite import InlineConnection, inline_connector
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,14 @@ def _sqlite_setup(engine: AsyncEngine, immediate: bool) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        driver = connection.connection.driver_connection
+        if isinstance(driver, InlineConnection):
+            # Straight to sqlite3: exec_driver_sql would run the full statement path of
+            # SQLAlchemy's async adapter, which cost more than the BEGIN itself.
+            driver.begin(statement)
+        else:
+            connection.exec_driver_sql(statement)
 
 
 class Database:
@@ -128,6 +136,15 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._reader() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def read_rows(self) -> AsyncIterator[AsyncConnection]:
+        """Open a read transaction on a plain connection, for Core statements.
+
+        Cheaper than `read()`, because no ORM session is set up around the connection.
+        """
+        async with self.read_engine.begin() as connection:
+            yield connection
 
     async def ping(self) -> None:
         async with self.read_engine.connect() as connection:

@@ -107,6 +107,10 @@ class InlineConnection:
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
 
+    def begin(self, statement: str) -> None:
+        """Run a BEGIN statement at once, from SQLAlchemy's synchronous "begin" event."""
+        self._conn.execute(statement)
+
     async def commit(self) -> None:
         self._conn.commit()
 

@@ -14,7 +14,6 @@ import logging
 import secrets
 
 from fastapi import FastAPI, Request
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +40,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     )
 )
+
+
+# The Auth API, the device API, the token endpoint and the health and metrics probes.
+API_PATH_PREFIXES = ("/api/", "/device/", "/oauth/", "/healthz", "/readyz", "/metrics")
 
 
 class CsrfRejected(Exception):
@@ -79,7 +82,7 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
-        self.headers = {
+        headers = {
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,
             "X-Frame-Options": "DENY",
             "X-Content-Type-Options": "nosniff",
@@ -88,7 +91,12 @@ class SecurityHeaders:
             "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
         }
         if https:
-            self.headers["Strict-Transport-Security"] = "max-age=31536000"
+            headers["Strict-Transport-Security"] = "max-age=31536000"
+        # Encoded once here, because this runs on every response.
+        self.raw_headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,26 +105,44 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    if name not in headers:
-                        headers[name] = value
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(raw for raw in self.raw_headers if raw[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
+class BrowserSession:
+    """Starlette's session middleware, on every path except the machine APIs.
+
+    Applications and devices never send the session cookie and no API route reads the session,
+    so their requests skip the cookie's signature check and the response wrapper.
+    """
+
+    def __init__(self, app: ASGIApp, *, secret_key: str, https: bool) -> None:
+        self.app = app
+        self.with_session = SessionMiddleware(
+            app,
+            secret_key=secret_key,
+            session_cookie=SESSION_COOKIE,
+            max_age=SESSION_MAX_AGE,
+            same_site="lax",
+            https_only=https,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PATH_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        await self.with_session(scope, receive, send)
+
+
 def install_security(app: FastAPI, settings: Settings, session_key: str) -> None:
     """Add the session cookie and the security headers to `app`."""
     https = settings.public_url.startswith("https://")
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=session_key,
-        session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE,
-        same_site="lax",
-        https_only=https,
-    )
+    app.add_middleware(BrowserSession, secret_key=session_key, https=https)
     app.add_middleware(SecurityHeaders, https=https)
 
 
