@@ -33,6 +33,8 @@ CHANNEL = "tapgate_events"
 # receivers look the devices up themselves.
 _MAX_PAYLOAD = 7000
 _RECONNECT_MAX_SECONDS = 10.0
+# Events handled at once by one node's listener; each may hold a pooled connection briefly.
+_MAX_HANDLERS = 64
 
 
 class Fanout:
@@ -47,6 +49,7 @@ class Fanout:
         self.node_id = uuid.uuid4().hex[:12]
         self.clustered = database.backend == "postgresql"
         self._task: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
         self.router = DeliveryRouter(database, keyring, public_url)
 
     # ---- senders ------------------------------------------------------------------------------
@@ -105,6 +108,10 @@ class Fanout:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for handler in list(self._handlers):
+            handler.cancel()
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
 
     async def _listen_forever(self) -> None:
         import psycopg
@@ -133,7 +140,7 @@ class Fanout:
                     await self._rescan()
                 first = False
                 async for notification in notifications:
-                    await self._handle(notification.payload)
+                    await self._dispatch(notification.payload)
             except psycopg.Error as exc:
                 log.warning("listener connection lost, reconnecting error=%s", exc)
             finally:
@@ -144,6 +151,22 @@ class Fanout:
                 with contextlib.suppress(Exception):
                     await connection.close()
             await asyncio.sleep(delay)
+
+    async def _dispatch(self, raw: str) -> None:
+        """Handle one event without holding up the ones behind it.
+
+        An event that needs a database read (a challenge for a local device, or a closed
+        transaction whose devices are not listed) waits for a pooled connection, which under
+        load queues behind requests. Handled in the listener's loop, it would delay every
+        wake-up behind it, so it runs as a task. Past `_MAX_HANDLERS` running tasks the
+        listener handles events itself, which slows it down instead of piling up tasks.
+        """
+        if len(self._handlers) >= _MAX_HANDLERS:
+            await self._handle(raw)
+            return
+        task = asyncio.create_task(self._handle(raw))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
 
     async def _handle(self, raw: str) -> None:
         try:

@@ -517,19 +517,26 @@ class LoginService:
 
     async def _close_on_devices(self, transaction_id: str, status: str) -> None:
         """Wake waiters on every node and tell the user's devices the transaction closed."""
+        device_ids: list[str] | None = None
         async with self.database.read() as session:
             row = await session.get(TransactionRow, transaction_id)
-            if row is None or row.user_id is None:
-                await self.fanout.transaction_changed(transaction_id)
-                return
-            device_ids = (
-                await session.scalars(
-                    select(DeviceRow.id).where(
-                        DeviceRow.auth_profile == row.auth_profile, DeviceRow.user_id == row.user_id
-                    )
+            if row is not None and row.user_id is not None:
+                device_ids = list(
+                    (
+                        await session.scalars(
+                            select(DeviceRow.id).where(
+                                DeviceRow.auth_profile == row.auth_profile,
+                                DeviceRow.user_id == row.user_id,
+                            )
+                        )
+                    ).all()
                 )
-            ).all()
-        await self.fanout.transaction_closed(transaction_id, status, list(device_ids))
+        # Notified after the read session ends: the notification takes a pooled connection of
+        # its own, and holding two at once can exhaust a full pool.
+        if device_ids is None:
+            await self.fanout.transaction_changed(transaction_id)
+        else:
+            await self.fanout.transaction_closed(transaction_id, status, device_ids)
 
     async def cancel(self, transaction_id: str) -> None:
         now = self.clock.now()
