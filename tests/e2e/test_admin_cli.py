@@ -218,3 +218,22 @@ def test_apply_prune_deletes_unmentioned(server: Server, tmp_path: Path) -> None
     output = server.cli("apply", str(path), "--prune").stdout
     assert "deleted application portal-sayi" in output
     assert "deleted push profile ofis-kod" in output
+
+
+def test_policy_explain_text_without_method(server: Server) -> None:
+    server.cli(
+        "policy",
+        "add",
+        "--push-profile",
+        "ofis",
+        "--auth-profile",
+        "personel",
+        "--attribute",
+        "group_name",
+        "--value",
+        "Bilgi İşlem",
+    )
+    output = server.cli("policy", "explain", "berk", "--application", "portal").stdout
+    assert "method: none  push profile: none  policy: none" in output
+    assert "group_name: (none)" in output
+    assert "None" not in output

@@ -20,6 +20,7 @@ from tapgate.errors import NotFoundError, ObjectError
 from tapgate.objects.document import ObjectSet
 from tapgate.objects.repository import apply_objects, load_objects
 from tapgate.objects.specs import PolicySpec, parse_policy
+from tapgate.policy.validation import POLICY_ATTRIBUTES
 from tapgate.secret import Secret
 from tapgate.store.models import AuthProfileRow, DeviceRow, LocalUserRow, UserLockRow
 
@@ -75,7 +76,7 @@ def policy_list(as_json: bool, config_file: str | None) -> None:
 @click.option(
     "--attribute",
     required=True,
-    help="memberOf, department, title, mail, username, group_name, email, mobile.",
+    help=f"Attribute to match, in any case: {', '.join(POLICY_ATTRIBUTES)}.",
 )
 @click.option(
     "--value",

@@ -92,9 +92,10 @@ def policy_explain(
         found = "found" if lookup["found"] else "not found"
         click.echo(f"  auth profile {lookup['auth_profile']}: {found}")
         for key, values in lookup["attributes"].items():
-            click.echo(f"    {key}: {', '.join(values)}")
+            click.echo(f"    {key}: {', '.join(values) or '(none)'}")
     click.echo(
-        f"method: {result['method']}  push profile: {result['push_profile']}  policy: {result['policy']}"
+        f"method: {_or_none(result['method'])}  push profile: {_or_none(result['push_profile'])}"
+        f"  policy: {_or_none(result['policy'])}"
     )
     click.echo(f"decided by: {result['decided_by']}")
     for evaluation in result["evaluations"]:
@@ -106,6 +107,11 @@ def policy_explain(
         click.echo(
             f"  {evaluation['position']}. {evaluation['push_profile']}: {mark}: {evaluation['explanation']}"
         )
+
+
+def _or_none(value: object) -> str:
+    """Format an explanation field for text output, where JSON null reads as `none`."""
+    return "none" if value is None else str(value)
 
 
 @click.group("auth-profile")
