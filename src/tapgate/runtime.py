@@ -36,6 +36,9 @@ class Runtime:
     hub: DirectHub
     login: LoginService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set when the server begins to shut down, so held requests answer instead of being
+    # cancelled when the graceful-shutdown timeout runs out.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

@@ -6,8 +6,8 @@ import threading
 import time
 
 from tapgate.authenticator.device import stream_events
-from tests.e2e.conftest import enroll_device
-from tests.support import Server
+from tests.e2e.conftest import PASSWORD, enroll_device
+from tests.support import Api, Server
 
 
 def test_sigterm_with_open_streams_is_clean(server: Server) -> None:
@@ -32,3 +32,26 @@ def test_sigterm_with_open_streams_is_clean(server: Server) -> None:
     assert time.monotonic() - started < 3
     assert "Traceback" not in server.log()
     assert "CancelledError" not in server.log()
+
+
+def test_sigterm_answers_held_status_waits(server: Server) -> None:
+    enroll_device(server, "ayşe", "Telefon")
+    api = Api(server, "portal")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    answers: list[dict[str, object]] = []
+
+    def wait_for_decision() -> None:
+        answers.append(api.status(transaction_id, wait=30))
+
+    waiter = threading.Thread(target=wait_for_decision, daemon=True)
+    waiter.start()
+    # The request has no log line of its own; a second is ample for it to reach the wait.
+    time.sleep(1.0)
+
+    started = time.monotonic()
+    assert server.stop() == 0
+    waiter.join(timeout=5)
+    assert time.monotonic() - started < 3
+    assert answers == [answers[0]]
+    assert answers[0]["status"] == "pending"
+    assert "Traceback" not in server.log()

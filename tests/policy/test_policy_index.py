@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from tests.policy.test_policy_matching import GROUPS, PLAIN, POLICIES, make_user
 
 from tapgate.directory.base import DirectoryUser
+from tapgate.errors import ObjectError
 from tapgate.policy import index as index_module
-from tapgate.policy.index import PolicyIndex
+from tapgate.policy.index import PolicyIndex, check_program_size
 from tapgate.policy.matching import match_policy
 from tapgate.policy.model import Policy, PushProfileRoute
 from tapgate.policy.selection import select_method
@@ -174,3 +175,20 @@ def test_thousand_policies_last_one_decides() -> None:
     selection = select_method(("push",), user, ROUTES, policies, index)
     assert (selection.push_profile, selection.policy) == ("it-push", 1000)
     assert index.matching(make_user(department=("Güvenlik İşlem 10000",))) == frozenset()
+
+
+def test_heavy_regexes_of_one_attribute_rejected() -> None:
+    policies = [
+        Policy(number, "it-push", "corp", "title", (f"/[^a]{{200}}q{number}/",))
+        for number in range(1, 201)
+    ]
+    with pytest.raises(ObjectError, match="title for auth profile corp compile to"):
+        check_program_size(policies)
+
+
+def test_program_size_counted_per_attribute() -> None:
+    policies = [
+        Policy(number, "it-push", "corp", attribute, (f"/[^a]{{200}}q{number}/",))
+        for number, attribute in enumerate(["title", "department"] * 60, start=1)
+    ]
+    check_program_size(policies)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -307,7 +308,7 @@ INVALID = [
                     "push_profile": "bilgi-islem",
                     "auth_profile": "kurumsal",
                     "attribute": "Department",
-                    "values": ["/^GÜVENLİK$/", "bilgi işlem", "Bilgi*"],
+                    "values": ["/^Güvenlik$/", "BİLGİ  İŞLEM", "Bilgi*"],
                 }
             )
         ),
@@ -330,6 +331,47 @@ INVALID = [
         id="push-profile-not-mapping",
     ),
 ]
+
+
+def test_policy_over_the_maximum_rejected_after_merge() -> None:
+    objects = load(base_document())
+    template = (objects.policies or [])[0]
+    objects.policies = [
+        dataclasses.replace(template, values=(f"Birim {number}",)) for number in range(1001)
+    ]
+    with pytest.raises(ObjectError, match="1001 policies, more than the maximum of 1000"):
+        check_references(objects)
+
+
+def test_regexes_differing_in_escape_case_not_duplicates() -> None:
+    document = changed(
+        lambda d: d["policies"].extend(
+            {
+                "push_profile": "bilgi-islem",
+                "auth_profile": "kurumsal",
+                "attribute": "username",
+                "values": [value],
+            }
+            for value in (r"/\d+/", r"/\D+/")
+        )
+    )
+    assert len(load(document).policies or []) == 3
+
+
+def test_exact_values_differing_in_spacing_are_duplicates() -> None:
+    document = changed(
+        lambda d: d["policies"].extend(
+            {
+                "push_profile": "bilgi-islem",
+                "auth_profile": "kurumsal",
+                "attribute": "title",
+                "values": [value],
+            }
+            for value in ("Uzman  Mühendis", "UZMAN MÜHENDİS")
+        )
+    )
+    with pytest.raises(ObjectError, match="same policy as policies"):
+        load(document)
 
 
 @pytest.mark.parametrize(("document", "fragments"), INVALID)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import ipaddress
 import logging
 from typing import Annotated, Any
@@ -167,6 +169,30 @@ async def _owned_status(rt: Runtime, application: str, transaction_id: str) -> L
 TransactionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
+async def _wait_unless_stopping(
+    rt: Runtime, transaction_id: str, wait: float, application: str
+) -> LoginStatus:
+    """Wait for the status as `wait_for_status` does, but answer with the status as it is when
+    the server begins to shut down, so the application can ask again elsewhere."""
+    # One read checks the owner and starts the wait.
+    waiting = asyncio.ensure_future(
+        rt.login.wait_for_status(transaction_id, wait, application=application)
+    )
+    stopping = asyncio.ensure_future(rt.stopping.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+    if not waiting.cancelled():
+        return waiting.result()
+    log.info("status wait ended by shutdown transaction=%s", transaction_id)
+    return await rt.login.wait_for_status(transaction_id, 0, application=application)
+
+
 @router.get("/api/v1/auth/{transaction_id}", tags=["auth"])
 async def auth_status(
     transaction_id: TransactionId,
@@ -176,8 +202,7 @@ async def auth_status(
 ) -> JSONResponse:
     """Return the status; with `wait`, hold the request until it changes or the seconds pass."""
     if wait:
-        # One read checks the owner and starts the wait.
-        status = await rt.login.wait_for_status(transaction_id, wait, application=application)
+        status = await _wait_unless_stopping(rt, transaction_id, wait, application)
     else:
         status = await _owned_status(rt, application, transaction_id)
     return JSONResponse(status_body(status))

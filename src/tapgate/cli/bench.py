@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +43,26 @@ def _check_first_factor(first_factor: str, hashes: str) -> None:
         )
 
 
+def _run(run: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run)
+    # uvloop's lower per-request overhead leaves more of the shared CPU to the server.
+    return uvloop.run(run)
+
+
 def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     return (str(level["system"]), str(level["password_hash"]), int(level["concurrency"]))
 
 
 @click.command()
 @click.option(
-    "--users", default=1000, show_default=True, help="Users, each with one device, to provision."
+    "--users",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Users, each with one device, to provision.",
 )
 @click.option(
     "--connected",
@@ -62,17 +77,25 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     callback=_levels,
     help="Comma-separated numbers of concurrent logins, one fixed-duration level each.",
 )
-@click.option("--duration", default=10.0, show_default=True, help="Measured seconds per level.")
+@click.option(
+    "--duration",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5, max=86_400),
+    help="Measured seconds per level.",
+)
 @click.option(
     "--warmup",
     default=2.0,
     show_default=True,
+    type=click.FloatRange(min=0, max=3_600),
     help="Seconds before each level's measurement starts.",
 )
 @click.option(
     "--think",
     default=0.0,
     show_default=True,
+    type=click.FloatRange(min=0, max=60),
     help="Seconds a device waits before approving (subtracted from latency).",
 )
 @click.option(
@@ -123,6 +146,7 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     "--server-log-level",
     default="INFO",
     show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="TAPGATE_LOG_LEVEL of the server under test.",
 )
 @click.option(
@@ -134,24 +158,28 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     "--scale-users",
     default=100_000,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Users and devices in the database for the scale run.",
 )
 @click.option(
     "--scale-connected",
     default=10_000,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Device streams held during the scale run.",
 )
 @click.option(
     "--scale-pending",
     default=10_000,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Pending transactions held during the scale run.",
 )
 @click.option(
     "--scale-concurrency",
     default=50,
     show_default=True,
+    type=click.IntRange(min=1),
     help="Concurrent logins measured while the scale run keeps its streams and pending transactions open.",
 )
 @click.option("--skip-sweep", is_flag=True, help="Run only the scale test.")
@@ -234,7 +262,16 @@ def bench(
     from tapgate.bench.runner import BenchOptions, ScaleOptions, run_bench
 
     setup_logging("INFO")
+    for name, seconds in (("--duration", duration), ("--warmup", warmup), ("--think", think)):
+        # click's float ranges let NaN through, since every comparison with it is false.
+        if not math.isfinite(seconds):
+            raise click.BadParameter(f"{name} {seconds}: give a number of seconds")
     check_cluster_options(node_counts, database_url, scale)
+    if node_counts is not None and (front_door != "api" or first_factor != "local"):
+        raise click.BadParameter(
+            "--cluster drives the Auth API with the local first factor; leave out "
+            "--front-door and --first-factor"
+        )
     _check_first_factor(first_factor, hashes)
     if connected is not None and not 1 <= connected <= users:
         raise click.BadParameter(f"--connected {connected} must be from 1 to --users ({users})")
@@ -255,7 +292,7 @@ def bench(
         first_factor=first_factor,
         ldap_probe_concurrency=ldap_concurrency,
         verify_challenges=not no_verify_challenges,
-        log_level=server_log_level,
+        log_level=server_log_level.upper(),
         workdir=workdir,
         keep_workdir=keep_workdir,
         scale=ScaleOptions(scale_users, scale_connected, scale_pending, scale_concurrency)
@@ -269,12 +306,19 @@ def bench(
     else:
         run = run_bench(options)
     try:
-        import uvloop
-    except ImportError:
-        results = asyncio.run(run)
-    else:
-        # uvloop's lower per-request overhead leaves more of the shared CPU to the server.
-        results = uvloop.run(run)
+        results = _run(run)
+    except Exception as exc:
+        import psycopg
+        import sqlalchemy.exc
+
+        if database_url is None or not isinstance(
+            exc, (psycopg.OperationalError, sqlalchemy.exc.OperationalError)
+        ):
+            raise
+        raise click.ClickException(
+            f"cannot use the database at --database-url {database_url!r}: {exc}; check that "
+            "the server runs and the role may create databases"
+        ) from None
     # A level from a later file replaces one of the same system, hash and concurrency.
     merged = {_level_key(level): level for level in results["levels"]}
     for path in compare_files:

@@ -75,6 +75,7 @@ async def _serve(settings: object) -> None:
         # Device streams never end by themselves; ending them lets uvicorn's graceful shutdown
         # finish instead of cancelling them after its timeout.
         runtime.hub.close_all()
+        runtime.stopping.set()
         server.should_exit = True
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -259,7 +259,7 @@ def _parse_since(value: str | None) -> datetime | None:
     if value is None:
         return None
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value[:-1].isdigit() and value[-1] in units:
+    if value[:-1].isascii() and value[:-1].isdigit() and value[-1] in units:
         return SystemClock().now() - timedelta(seconds=int(value[:-1]) * units[value[-1]])
     try:
         parsed = datetime.fromisoformat(value)

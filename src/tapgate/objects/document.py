@@ -132,6 +132,32 @@ def _check_policy(position: int, policy: PolicySpec, merged: ObjectSet) -> None:
     validate_policy(candidate, routes)
 
 
+def _comparison_form(value: str) -> str:
+    """Return a policy value in the form two values that always match alike share.
+
+    A regular expression is kept as written, because folding it would merge case-sensitive
+    escapes such as `\\d` and `\\D`. Wildcards are folded, and exact values are folded with
+    whitespace collapsed, as matching compares them.
+    """
+    if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
+        return value
+    if "*" in value:
+        return fold(value)
+    return " ".join(fold(value).split())
+
+
+def _check_policy_program_size(merged: ObjectSet) -> None:
+    from tapgate.policy.index import check_program_size
+    from tapgate.policy.model import Policy
+
+    check_program_size(
+        [
+            Policy(position, p.push_profile, p.auth_profile, p.attribute, p.values)
+            for position, p in enumerate(merged.policies or [], start=1)
+        ]
+    )
+
+
 def check_references(merged: ObjectSet) -> None:
     """Raise ObjectError for any reference the merged objects cannot satisfy."""
     defaults = [p.name for p in merged.push_profiles.values() if p.default]
@@ -164,6 +190,11 @@ def check_references(merged: ObjectSet) -> None:
                 f"radius client {client.name!r}: application {client.application!r} has type "
                 f"{target.kind!r}; a RADIUS client needs an application of type 'radius'"
             )
+    if len(merged.policies or []) > MAX_POLICIES:
+        raise ObjectError(
+            f"policies: {len(merged.policies or [])} policies, more than the maximum of "
+            f"{MAX_POLICIES}; remove one before adding another"
+        )
     seen: dict[tuple[str, str, str, frozenset[str]], int] = {}
     for position, policy in enumerate(merged.policies or [], start=1):
         _check_policy(position, policy, merged)
@@ -173,7 +204,7 @@ def check_references(merged: ObjectSet) -> None:
             policy.push_profile,
             policy.auth_profile,
             policy.attribute.lower(),
-            frozenset(fold(value) for value in policy.values),
+            frozenset(_comparison_form(value) for value in policy.values),
         )
         if key in seen:
             raise ObjectError(
@@ -182,3 +213,4 @@ def check_references(merged: ObjectSet) -> None:
                 f"{list(policy.values)}); remove one of them"
             )
         seen[key] = position
+    _check_policy_program_size(merged)

@@ -118,6 +118,11 @@ class ValueMatcher:
         return self._collapsed
 
     @property
+    def program_size(self) -> int:
+        """The size of a regular expression's compiled RE2 program; 0 for the others."""
+        return 0 if self._regex is None else self._regex.programsize
+
+    @property
     def segments(self) -> tuple[str, ...]:
         """A wildcard's folded literal segments; empty for the others."""
         return self._segments

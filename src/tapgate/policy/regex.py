@@ -31,6 +31,9 @@ class CompiledRegex(Protocol):
 
     def fullmatch(self, text: str) -> object | None: ...
 
+    @property
+    def programsize(self) -> int: ...
+
 
 MAX_PROGRAM_MEMORY = 1 << 20
 

@@ -38,7 +38,9 @@ class Form:
     def lines(self, name: str, limit: int = MAX_FIELD) -> list[str]:
         """Return the non-empty lines of a textarea."""
         text = self.values.get(name, [""])[0][:limit]
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        # Browsers send CR LF between lines. `splitlines` would also split at characters such
+        # as U+2028 that a stored value may contain, and change it on an unedited save.
+        return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
 
     def items(self, name: str, limit: int = MAX_FIELD) -> list[str]:
         """Return the comma- or newline-separated items of a field, in order."""
@@ -59,6 +61,7 @@ async def read_form(request: Request) -> Form:
 def integer_or_text(value: str) -> int | str:
     """Return `value` as an int when it is one, else unchanged, so validators name the bad text."""
     stripped = value.strip()
-    if stripped.lstrip("-").isdigit() and len(stripped) < 12:
+    digits = stripped.lstrip("-")
+    if digits.isascii() and digits.isdigit() and len(stripped) < 12:
         return int(stripped)
     return stripped

@@ -401,7 +401,7 @@ async def confirm(request: Request) -> Response:
     progress = await enrollment.enrollment_progress(runtime, enrollment_id, registrant.owner)
     if progress.state != enrollment.REGISTERED:
         return _confirm_page(request, progress, None, status=409)
-    if not code.isdigit():
+    if not (code.isascii() and code.isdigit()):
         return _confirm_page(
             request, progress, _("Type the digits the new device shows."), status=400
         )

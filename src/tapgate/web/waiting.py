@@ -217,7 +217,7 @@ async def submit_code(request: Request) -> Response:
     code = "".join(form.text("code", 32).split())
 
     error = None
-    if not code.isdigit():
+    if not (code.isascii() and code.isdigit()):
         error = _("Type the digits your phone shows.")
     else:
         try:

@@ -58,7 +58,7 @@ def parse_since(text: str, now: datetime) -> datetime | None:
     """Read "30m", "24h", "7d" or an ISO date or time (UTC when it has no zone); raise ValueError."""
     if not text:
         return None
-    if text[:-1].isdigit() and text[-1] in _UNITS and len(text) < 9:
+    if text[:-1].isascii() and text[:-1].isdigit() and text[-1] in _UNITS and len(text) < 9:
         return now - timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
     parsed = datetime.fromisoformat(text)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -77,7 +77,7 @@ def _filter(request: Request) -> AuditFilter:
             "“Since” must be a duration such as 30m, 24h or 7d, or a date such as 2026-01-31."
         )
     limit_text = params.get("limit", "").strip()
-    limit = int(limit_text) if limit_text.isdigit() else DEFAULT_LIMIT
+    limit = int(limit_text) if limit_text.isascii() and limit_text.isdigit() else DEFAULT_LIMIT
     event = params.get("event", "").strip()
     return AuditFilter(
         username=params.get("user", "").strip()[:256],

@@ -141,7 +141,8 @@ def _values(policy: PolicySpec | None) -> dict[str, Any]:
 
 def _position(text: str, count: int) -> int | None:
     """Return a 1-based position within the list, or None."""
-    if not text.isdigit():
+    # Only ASCII digits: `isdigit` also accepts characters such as '²' that `int` rejects.
+    if not (text.isascii() and text.isdigit()):
         return None
     position = int(text)
     return position if 1 <= position <= count else None
@@ -317,7 +318,7 @@ async def save(request: Request, admin: AdminDep) -> Response:
                 "push_profile": values["push_profile"],
                 "auth_profile": values["auth_profile"],
                 "attribute": values["attribute"],
-                "values": values["values"].splitlines(),
+                "values": values["values"].split("\n"),
             },
             (position or len(policies) + 1) - 1,
         )

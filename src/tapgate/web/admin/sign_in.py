@@ -340,7 +340,7 @@ async def confirm(request: Request) -> Response:
     progress = await enrollment.enrollment_progress(runtime, enrollment_id, _owner(admin))
     if progress.state != enrollment.REGISTERED:
         return render(request, "enroll/confirm.html", _confirm_context(progress, None), status=409)
-    if not code.isdigit():
+    if not (code.isascii() and code.isdigit()):
         return render(
             request,
             "enroll/confirm.html",
