@@ -9,7 +9,6 @@ returning, the CPU of every node and the CPU of the PostgreSQL backends serving 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import resource
@@ -21,14 +20,20 @@ from typing import Any
 
 from tapgate.bench.cluster_nodes import PostgresBackends, cpu_between
 from tapgate.bench.devices import Rendezvous, Slot
-from tapgate.bench.driver import AUTH_PATH, WAIT_SECONDS, Application, LevelPlan, start_login
+from tapgate.bench.driver import (
+    AUTH_PATH,
+    WAIT_SECONDS,
+    Application,
+    LevelPlan,
+    drain_workers,
+    start_login,
+)
 from tapgate.bench.httpclient import Connection, HttpError
 from tapgate.bench.server import machine_busy_seconds, sample_process
 from tapgate.bench.stats import LoginSample, level_from_samples, summarize
 
 log = logging.getLogger(__name__)
 
-_DRAIN_SECONDS = 120.0
 _RSS_SAMPLE_SECONDS = 0.25
 
 
@@ -100,21 +105,6 @@ def _own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _drain(workers: list[asyncio.Task[None]], concurrency: int) -> None:
-    done, pending = await asyncio.wait(workers, timeout=_DRAIN_SECONDS)
-    for task in pending:
-        task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for task in done:
-        error = task.exception()
-        if error is not None:
-            raise error
-    if pending:
-        log.warning("level concurrency=%d: %d logins did not drain", concurrency, len(pending))
-
-
 async def measure_level(
     run: ClusterLevelRun,
     node_pids: list[int],
@@ -145,7 +135,7 @@ async def measure_level(
     machine_after = machine_busy_seconds()
     postgres_after = await backends.cpu_seconds()
 
-    await _drain(workers, plan.concurrency)
+    await drain_workers(workers, plan.concurrency)
 
     node_cpu = [
         a.cpu_seconds - b.cpu_seconds for a, b in zip(nodes_after, nodes_before, strict=True)

@@ -201,18 +201,7 @@ async def run_level(
     own_after = _own_cpu_seconds()
     machine_after = machine_busy_seconds()
 
-    done, pending = await asyncio.wait(workers, timeout=_DRAIN_SECONDS)
-    for task in pending:
-        task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for task in done:
-        error = task.exception()
-        if error is not None:
-            raise error
-    if pending:
-        log.warning("level concurrency=%d: %d logins did not drain", plan.concurrency, len(pending))
+    await drain_workers(workers, plan.concurrency)
 
     return level_from_samples(
         system=system,
@@ -263,3 +252,20 @@ async def hold_logins(
 
     await asyncio.gather(*(starter() for _ in range(parallel)))
     return started, dict(failures)
+
+
+async def drain_workers(workers: list[asyncio.Task[None]], concurrency: int) -> None:
+    """Wait for a level's workers to finish their last logins, cancelling those that take
+    longer than the drain time, and raise the first error a worker ended with."""
+    done, pending = await asyncio.wait(workers, timeout=_DRAIN_SECONDS)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            raise error
+    if pending:
+        log.warning("level concurrency=%d: %d logins did not drain", concurrency, len(pending))
