@@ -257,6 +257,31 @@ INVALID = [
         id="radius-client-bad-address",
     ),
     pytest.param(
+        changed(lambda d: d["radius_clients"][0].update(language="de")),
+        ["radius_clients[0] (fw1)", "language must be one of", "'de'"],
+        id="radius-client-language",
+    ),
+    pytest.param(
+        changed(lambda d: d["radius_clients"][0].update(timeout="30s")),
+        ["radius_clients[0] (fw1)", "timeout must be a positive number", "'30s'"],
+        id="radius-client-timeout-text",
+    ),
+    pytest.param(
+        changed(lambda d: d["radius_clients"][0].update(timeout=0)),
+        ["radius_clients[0] (fw1)", "timeout must be a positive number"],
+        id="radius-client-timeout-zero",
+    ),
+    pytest.param(
+        changed(lambda d: d["radius_clients"][0].update(client_ip_attribute="NAS-IP-Address")),
+        ["radius_clients[0] (fw1)", "Calling-Station-Id", "'NAS-IP-Address'"],
+        id="radius-client-ip-attribute",
+    ),
+    pytest.param(
+        changed(lambda d: d["radius_clients"][0].update(challenge="hayır")),
+        ["radius_clients[0] (fw1)", "challenge must be true or false"],
+        id="radius-client-challenge-text",
+    ),
+    pytest.param(
         changed(lambda d: d["radius_clients"][0].update(secret="paylaşılan-sır")),
         ["radius_clients[0] (fw1)", "secret or secret_file"],
         id="radius-client-two-secrets",

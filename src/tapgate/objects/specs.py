@@ -7,6 +7,7 @@ written until the whole file validates.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -277,6 +278,38 @@ _RADIUS_OPTIONS = {
 }
 
 
+def _check_radius_options(where: str, data: Mapping[str, Any]) -> None:
+    """Reject option values the RADIUS server could not use, which it would otherwise skip the
+    client for at start with only a log line."""
+    from tapgate.i18n import LANGUAGES
+    from tapgate.radius.clients import CLIENT_IP_ATTRIBUTES
+
+    for key in ("require_message_authenticator", "challenge"):
+        if key in data and not isinstance(data[key], bool):
+            raise ObjectError(f"{where}: {key} must be true or false, not {short(data[key])}")
+    attribute = data.get("client_ip_attribute", CLIENT_IP_ATTRIBUTES[0])
+    if attribute not in CLIENT_IP_ATTRIBUTES:
+        raise ObjectError(
+            f"{where}: client_ip_attribute must be one of {', '.join(CLIENT_IP_ATTRIBUTES)}, "
+            f"not {short(attribute)}"
+        )
+    language = data.get("language", "en")
+    if language not in LANGUAGES:
+        raise ObjectError(
+            f"{where}: language must be one of {', '.join(LANGUAGES)}, not {short(language)}"
+        )
+    timeout = data.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ObjectError(
+            f"{where}: timeout must be a positive number of seconds, not {short(timeout)}"
+        )
+
+
 def parse_radius_client(data: Mapping[str, Any], index: int) -> RadiusClientSpec:
     where = _where("radius_clients", index, data.get("name") if isinstance(data, Mapping) else None)
     if not isinstance(data, Mapping):
@@ -296,6 +329,7 @@ def parse_radius_client(data: Mapping[str, Any], index: int) -> RadiusClientSpec
         ) from exc
     if ("secret" in data) == ("secret_file" in data):
         raise ObjectError(f"{where}: give exactly one of secret or secret_file")
+    _check_radius_options(where, data)
     return RadiusClientSpec(
         name=check_name(where, data["name"]),
         address=address,
