@@ -172,8 +172,8 @@ TransactionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 async def _wait_unless_stopping(
     rt: Runtime, transaction_id: str, wait: float, application: str
 ) -> LoginStatus:
-    """Wait for the status as `wait_for_status` does, but answer with the status as it is when
-    the server begins to shut down, so the application can ask again elsewhere."""
+    """Wait for the status as `wait_for_status` does, but return the status as it is when the
+    server begins to shut down, so the application can ask again elsewhere."""
     # One read checks the owner and starts the wait.
     waiting = asyncio.ensure_future(
         rt.login.wait_for_status(transaction_id, wait, application=application)
