@@ -120,6 +120,22 @@ def test_number_mode_right_and_wrong_number(server: Server, tmp_path: Path) -> N
     assert api.status(second["transaction_id"], wait=5)["status"] == "approved"
 
 
+def test_number_read_from_standard_input(server: Server, tmp_path: Path) -> None:
+    phone = state_file(server, "İsmail", tmp_path)
+    api = Api(server, "portal-sayi")
+    started = api.login("ismail", PASSWORD).json()
+    server.cli(
+        "authenticator",
+        "answer",
+        "--state",
+        str(phone),
+        started["transaction_id"],
+        "--approve",
+        stdin=started["number"] + "\n",
+    )
+    assert api.status(started["transaction_id"], wait=5)["status"] == "approved"
+
+
 def test_code_mode_needs_the_code(server: Server, tmp_path: Path) -> None:
     phone = state_file(server, "berk", tmp_path)
     api = Api(server, "portal-kod")

@@ -189,9 +189,16 @@ def _answer(
     state: DeviceState, message: dict[str, Any], decision: str, number: str | None
 ) -> dict[str, Any]:
     if decision == "approve" and message.get("verification") == "number" and number is None:
-        if not sys.stdin.isatty():
-            fail("this login needs the number shown on the login screen; pass --number N")
-        number = click.prompt("Number shown on the login screen").strip()
+        if sys.stdin.isatty():
+            number = click.prompt("Number shown on the login screen").strip()
+        else:
+            # A script drives this command: the number is the next line it writes.
+            number = sys.stdin.readline().strip()
+        if not number:
+            fail(
+                "this login needs the number shown on the login screen; give it with "
+                "--number N (answer) or on the next line of standard input"
+            )
     uv = _user_verification(state, message, decision)
     return send_answer(
         state, message, decision, number=number if decision == "approve" else None, uv=uv
@@ -201,8 +208,8 @@ def _answer(
 @authenticator.command("answer")
 @state_option
 @click.argument("transaction_id")
-@click.option("--approve", is_flag=True)
-@click.option("--deny", is_flag=True)
+@click.option("--approve", is_flag=True, help="Approve the login.")
+@click.option("--deny", is_flag=True, help="Deny the login.")
 @click.option("--fraud", is_flag=True, help="Deny and report the login as not yours.")
 @click.option("--number", default=None, help="The number shown on the login screen (number mode).")
 @config_ignored
