@@ -36,7 +36,7 @@ class Runtime:
     hub: DirectHub
     login: LoginService
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # Set when the server begins to shut down, so held requests answer instead of being
+    # Set when the server begins to shut down, so held requests return instead of being
     # cancelled when the graceful-shutdown timeout runs out.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -148,11 +148,11 @@ def test_index_agrees_with_policy_by_policy(
         assert indexed.evaluations == ()
 
 
-def test_values_matched_one_at_a_time_when_a_set_does_not_compile(
+def test_index_fallback_without_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A memory limit this small makes RE2 refuse to compile the set of these patterns, so the
-    # index must fall back to its per-value matchers and still give the same answers.
+    # index must fall back to its per-value matchers and still give the same results.
     monkeypatch.setattr(index_module, "_SET_MEMORY", 1 << 16)
     policies = [
         Policy(number + 1, "it-push", "corp", "department", (f"/.*a.{{{14 + number}}}/",))

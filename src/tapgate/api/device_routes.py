@@ -197,7 +197,7 @@ async def answer(request: Request, rt: RuntimeDep) -> JSONResponse:
         raise RequestError("message.device_id is missing", "invalid_request", 400)
     transaction_id = message.get("transaction_id")
     async with rt.database.read() as session:
-        # One database transaction reads both the device and the login it answers.
+        # One database transaction reads both the device and the login it responds to.
         device = await session.get(DeviceRow, device_id)
         transaction = (
             await session.get(TransactionRow, transaction_id)

@@ -383,7 +383,7 @@ class LoginService:
         if rejection is not None:
             return await self._reject(request, Rejection(rejection, user), decided_by)
 
-        # The row as inserted, for the challenge sent to the devices. No session holds it.
+        # The row as inserted, for the challenge sent to the devices. It belongs to no session.
         transaction = TransactionRow(**values)
         for old_id in canceled:
             await self.fanout.transaction_closed(old_id, "canceled", device_ids)
