@@ -139,9 +139,13 @@ def _comparison_form(value: str) -> str:
     escapes such as `\\d` and `\\D`. Wildcards are folded, and exact values are folded with
     whitespace collapsed, as matching compares them.
     """
-    if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
+    from tapgate.policy.matching import compile_value
+
+    # `_check_policy` has compiled every value already, so this never raises.
+    kind = compile_value(value).kind
+    if kind == "regex":
         return value
-    if "*" in value:
+    if kind == "wildcard":
         return fold(value)
     return " ".join(fold(value).split())
 

@@ -6,12 +6,12 @@ milliseconds. Here the policies of one auth profile and attribute share one look
 their exact values and one `re2.Set` each for their wildcards and regular expressions, so a
 user's attribute value meets all of them in one call.
 
-The index tells which policies match, not why. `tapgate policy explain` still goes through
+The index finds which policies match, not why. `tapgate policy explain` still goes through
 `match_policy`, and the tests check that both give the same results.
 
 RE2's set matcher reports no error when its automaton runs out of memory: it returns no match.
-Each set therefore holds a pattern that matches every text, and a result without that pattern
-means the set failed; the values of that set are then matched one at a time.
+Each set therefore contains a pattern that matches every text. A result without that pattern
+means the set failed, and the values of that set are then matched one at a time.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _SET_MEMORY = 64 << 20
 _MATCHES_EVERYTHING = "(?s:.*)"
 # The most RE2 program instructions the regular expressions of one auth profile and attribute
 # may add up to. A set of 250,000 compiled in 30 ms here and matched a 5,000-character value in
-# about a millisecond; far larger sets fail to compile and fall back to one match per value.
+# about a millisecond. Far larger sets fail to compile and fall back to one match per value.
 MAX_PROGRAM_SIZE = 250_000
 
 
@@ -159,12 +159,9 @@ class PolicyIndex:
             sorted(policies, key=lambda policy: policy.position)
         )
         self.by_position = {policy.position: policy for policy in self.policies}
-        self._by_push_profile: dict[str, tuple[Policy, ...]] = {}
+        self._by_push_profile: dict[str, list[Policy]] = {}
         for policy in self.policies:
-            self._by_push_profile[policy.push_profile] = (
-                *self._by_push_profile.get(policy.push_profile, ()),
-                policy,
-            )
+            self._by_push_profile.setdefault(policy.push_profile, []).append(policy)
         # auth profile -> attribute in lower case -> group
         self._groups: dict[str, dict[str, _AttributeGroup]] = {}
         for policy in self.policies:
@@ -187,9 +184,9 @@ class PolicyIndex:
                 group.wildcards.compile()
                 group.regexes.compile()
 
-    def of_push_profile(self, name: str) -> tuple[Policy, ...]:
+    def of_push_profile(self, name: str) -> Sequence[Policy]:
         """Return the policies that route to push profile `name`, in priority order."""
-        return self._by_push_profile.get(name, ())
+        return self._by_push_profile.get(name, [])
 
     def matching(self, user: DirectoryUser) -> frozenset[int]:
         """Return the positions of every policy that matches `user`."""
