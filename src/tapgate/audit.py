@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.clock import SystemClock
 from tapgate.store.models import AuditRow
+from tapgate.store.prepared import Prepared, Statements, run_in
 from tapgate.store.tables import AUDIT
 
 log = logging.getLogger("tapgate.audit")
@@ -35,13 +36,27 @@ EVENTS = (
     "answer_rejected",
 )
 _clock = SystemClock()
-# A Core insert built once and executed at once: adding an ORM object would cost a unit-of-work
-# flush, and building the statement on each call costs about as much as running it.
-_INSERT = insert(AUDIT)
+_COLUMNS = (
+    "time",
+    "event",
+    "username",
+    "auth_profile",
+    "application",
+    "transaction_id",
+    "device_id",
+    "outcome",
+    "reason",
+    "actor",
+    "source_ip",
+    "details",
+)
+# Built once: adding an ORM object would cost a unit-of-work flush, and building the statement
+# on each call costs about as much as running it.
+_INSERT = Prepared(insert(AUDIT).inline(), _COLUMNS)
 
 
 async def record_audit(
-    session: AsyncSession,
+    session: AsyncSession | Statements,
     event: str,
     *,
     username: str | None = None,
@@ -57,7 +72,8 @@ async def record_audit(
     time: datetime | None = None,
 ) -> None:
     """Insert one audit record in `session`'s transaction and log it as one line."""
-    await session.execute(
+    await run_in(
+        session,
         _INSERT,
         {
             "time": time or _clock.now(),

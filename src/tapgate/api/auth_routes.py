@@ -88,10 +88,8 @@ async def bearer_application(request: Request, rt: RuntimeDep) -> str:
         raise RequestError(
             "missing bearer token; get one from POST /oauth/token", "invalid_token", 401
         )
-    async with rt.database.read_rows() as connection:
-        application = await application_for_token(
-            connection, rt.keyring, token.strip(), rt.clock.now()
-        )
+    async with rt.database.read_rows() as rows:
+        application = await application_for_token(rows, rt.keyring, token.strip(), rt.clock.now())
     if application is None:
         raise RequestError(
             "bearer token is invalid or expired; request a new one", "invalid_token", 401

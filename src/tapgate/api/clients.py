@@ -11,19 +11,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.audit import record_audit
 from tapgate.errors import NotFoundError
 from tapgate.keys import KeyRing
 from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow
+from tapgate.store.prepared import Prepared, Statements
 from tapgate.store.tables import ACCESS_TOKENS
 
 TOKEN_LIFETIME = timedelta(hours=1)
 # Built once, because every Auth API request runs it.
-_TOKEN_APPLICATION = select(ACCESS_TOKENS.c.application).where(
-    ACCESS_TOKENS.c.token_hash == bindparam("token_hash"),
-    ACCESS_TOKENS.c.expires_at > bindparam("now"),
+_TOKEN_APPLICATION = Prepared(
+    select(ACCESS_TOKENS.c.application).where(
+        ACCESS_TOKENS.c.token_hash == bindparam("token_hash"),
+        ACCESS_TOKENS.c.expires_at > bindparam("now"),
+    )
 )
 
 
@@ -89,10 +92,8 @@ async def issue_token(
 
 
 async def application_for_token(
-    connection: AsyncConnection, keyring: KeyRing, token: str, now: datetime
+    rows: Statements, keyring: KeyRing, token: str, now: datetime
 ) -> str | None:
     parameters = {"token_hash": keyring.hash_token(token), "now": now}
-    application: str | None = (
-        await connection.execute(_TOKEN_APPLICATION, parameters)
-    ).scalar_one_or_none()
+    application: str | None = await rows.scalar(_TOKEN_APPLICATION, parameters)
     return application

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.clock import Clock
@@ -24,6 +24,7 @@ from tapgate.errors import NotFoundError, ObjectError
 from tapgate.secret import Secret
 from tapgate.store.database import Database
 from tapgate.store.models import AuthProfileRow, LocalUserRow
+from tapgate.store.prepared import Prepared
 from tapgate.store.tables import AUTH_PROFILES, LOCAL_USERS
 
 MAX_USERNAME = 256
@@ -39,7 +40,7 @@ def validate_username(username: str) -> str:
 
 
 # Built once, because every login runs it.
-_FIND_USER = (
+_FIND_USER = Prepared(
     select(LOCAL_USERS)
     .join(AUTH_PROFILES, AUTH_PROFILES.c.id == LOCAL_USERS.c.auth_profile_id)
     .where(
@@ -47,6 +48,7 @@ _FIND_USER = (
         LOCAL_USERS.c.username_key == bindparam("key"),
     )
 )
+_USER_BY_ID = Prepared(select(LOCAL_USERS).where(LOCAL_USERS.c.id == bindparam("id")))
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class LocalUser(DirectoryUser):
     expires_at: datetime | None = None
 
 
-def _user_from_row(profile: str, row: Row[Any]) -> LocalUser:
+def _user_from_row(profile: str, row: Any) -> LocalUser:
     display = " ".join(p for p in (row.first_name, row.last_name) if p) or None
     attributes: dict[str, tuple[str, ...]] = {
         "username": (row.username,),
@@ -99,8 +101,8 @@ class LocalAuthProfile:
 
     async def find_user(self, username: str) -> DirectoryUser | None:
         parameters = {"profile": self.name, "key": normalize_username(username)}
-        async with self._database.read_rows() as connection:
-            row = (await connection.execute(_FIND_USER, parameters)).first()
+        async with self._database.read_rows() as rows:
+            row = await rows.first(_FIND_USER, parameters)
         return _user_from_row(self.name, row) if row else None
 
     async def _current(self, user: DirectoryUser) -> LocalUser | None:
@@ -108,12 +110,8 @@ class LocalAuthProfile:
         elsewhere."""
         if isinstance(user, LocalUser):
             return user
-        async with self._database.read_rows() as connection:
-            row = (
-                await connection.execute(
-                    select(LOCAL_USERS).where(LOCAL_USERS.c.id == user.user_id)
-                )
-            ).first()
+        async with self._database.read_rows() as rows:
+            row = await rows.first(_USER_BY_ID, {"id": user.user_id})
         return _user_from_row(self.name, row) if row else None
 
     async def verify_password(self, user: DirectoryUser, password: Secret) -> str | None:

@@ -25,11 +25,12 @@ from tapgate.policy.index import PolicyIndex
 from tapgate.policy.model import Policy, PushProfileRoute
 from tapgate.store.database import Database
 from tapgate.store.models import AuthProfileRow
+from tapgate.store.prepared import Prepared
 from tapgate.store.tables import OBJECT_VERSION
 
 log = logging.getLogger(__name__)
 # Built once, because every login runs it.
-_VERSION = select(OBJECT_VERSION.c.version).where(OBJECT_VERSION.c.id == 1)
+_VERSION = Prepared(select(OBJECT_VERSION.c.version).where(OBJECT_VERSION.c.id == 1))
 
 
 @dataclass
@@ -92,8 +93,8 @@ class ObjectCache:
 
     async def current(self) -> Snapshot:
         """Return the objects in force, reloading them if another change was committed."""
-        async with self._database.read_rows() as connection:
-            version = (await connection.scalars(_VERSION)).first() or 0
+        async with self._database.read_rows() as rows:
+            version = await rows.scalar(_VERSION) or 0
         if self._snapshot is not None and self._snapshot.version == version:
             return self._snapshot
         async with self._lock:

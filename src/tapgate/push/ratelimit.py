@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.store.models import RateEventRow
+from tapgate.store.prepared import Prepared, Statements, run_in, scalar_in
 from tapgate.store.tables import RATE_EVENTS
 
 FAILED_USER = "fail_user"
@@ -33,7 +34,7 @@ SOURCE_FAILURES = Limit(50, timedelta(minutes=15))
 
 # Built once: building a statement and its cache key costs about as much as running it.
 _EVENTS = RATE_EVENTS.c
-_COUNT = (
+_COUNT = Prepared(
     select(func.count())
     .select_from(RATE_EVENTS)
     .where(
@@ -42,19 +43,22 @@ _COUNT = (
         _EVENTS.at > bindparam("since"),
     )
 )
-_ADD = insert(RATE_EVENTS).returning(_EVENTS.id)
-_RELEASE = delete(RATE_EVENTS).where(_EVENTS.id.in_(bindparam("ids", expanding=True)))
-_CLEAR = delete(RATE_EVENTS).where(_EVENTS.kind == FAILED_USER, _EVENTS.key == bindparam("key"))
+_ADD = Prepared(insert(RATE_EVENTS).returning(_EVENTS.id), ("kind", "key", "at"))
+_RELEASE = Prepared(delete(RATE_EVENTS).where(_EVENTS.id == bindparam("event_id")))
+_CLEAR = Prepared(
+    delete(RATE_EVENTS).where(_EVENTS.kind == FAILED_USER, _EVENTS.key == bindparam("key"))
+)
+_LOCK = Prepared(select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0))))
+
+# A session or the prepared statements of `Database.write_rows()`.
+Target = AsyncSession | Statements
 
 
-async def count_events(session: AsyncSession, kind: str, key: str, since: datetime) -> int:
-    result = await session.execute(_COUNT, {"kind": kind, "key": key, "since": since})
-    return int(result.scalar_one())
+async def count_events(session: Target, kind: str, key: str, since: datetime) -> int:
+    return int(await scalar_in(session, _COUNT, {"kind": kind, "key": key, "since": since}))
 
 
-async def over_limit(
-    session: AsyncSession, kind: str, key: str, limit: Limit, now: datetime
-) -> bool:
+async def over_limit(session: Target, kind: str, key: str, limit: Limit, now: datetime) -> bool:
     return await count_events(session, kind, key, now - limit.window) >= limit.count
 
 
@@ -62,23 +66,22 @@ def add_event(session: AsyncSession, kind: str, key: str, now: datetime) -> None
     session.add(RateEventRow(kind=kind, key=key, at=now))
 
 
-async def lock_keys(session: AsyncSession, keys: list[str]) -> None:
+async def lock_keys(session: Target, keys: list[str]) -> None:
     """Serialize check-then-count for these keys across connections until the transaction ends.
 
     SQLite write transactions already run one at a time (BEGIN IMMEDIATE); PostgreSQL needs a
     transaction-scoped advisory lock per key, taken in sorted order so two callers cannot
     deadlock.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    dialect = session.dialect if isinstance(session, Statements) else session.get_bind().dialect
+    if dialect.name != "postgresql":
         return
     for key in sorted(set(keys)):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-        )
+        await scalar_in(session, _LOCK, {"key": key})
 
 
 async def reserve(
-    session: AsyncSession, checks: list[tuple[str, str, Limit]], now: datetime
+    session: Target, checks: list[tuple[str, str, Limit]], now: datetime
 ) -> list[int] | None:
     """Count one attempt under every (kind, key, limit) at once, unless any limit is reached.
 
@@ -92,19 +95,19 @@ async def reserve(
             return None
     event_ids = []
     for kind, key, _ in checks:
-        added = await session.execute(_ADD, {"kind": kind, "key": key, "at": now})
-        event_ids.append(int(added.scalar_one()))
+        event_ids.append(int(await scalar_in(session, _ADD, {"kind": kind, "key": key, "at": now})))
     return event_ids
 
 
-async def release(session: AsyncSession, event_ids: list[int]) -> None:
-    await session.execute(_RELEASE, {"ids": event_ids})
+async def release(session: Target, event_ids: list[int]) -> None:
+    for event_id in event_ids:
+        await run_in(session, _RELEASE, {"event_id": event_id})
 
 
 async def prune_events(session: AsyncSession, before: datetime) -> None:
     await session.execute(delete(RateEventRow).where(RateEventRow.at < before))
 
 
-async def clear_failures(session: AsyncSession, key: str) -> None:
+async def clear_failures(session: Target, key: str) -> None:
     """Forget a user's failed first factors after a success."""
-    await session.execute(_CLEAR, {"key": key})
+    await run_in(session, _CLEAR, {"key": key})

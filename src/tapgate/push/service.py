@@ -40,6 +40,7 @@ from tapgate.push.ports import PENDING, REJECTED, LoginRequest, LoginStatus
 from tapgate.secret import Secret
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceRow, TransactionRow
+from tapgate.store.prepared import Prepared
 from tapgate.store.tables import TRANSACTIONS, USER_LOCKS
 
 log = logging.getLogger(__name__)
@@ -57,20 +58,47 @@ class Rejection:
 
 # Built once: building a statement and its cache key costs about as much as running it.
 _TRANSACTIONS = TRANSACTIONS.c
-_STATUS = select(
-    _TRANSACTIONS.id,
-    _TRANSACTIONS.status,
-    _TRANSACTIONS.reason,
-    _TRANSACTIONS.verification,
-    _TRANSACTIONS.expires_at,
-    _TRANSACTIONS.username,
-    _TRANSACTIONS.delivered_at,
-    _TRANSACTIONS.application,
-).where(_TRANSACTIONS.id == bindparam("id"))
-_CREATE = insert(TRANSACTIONS)
-_LOCK = select(USER_LOCKS.c.reason).where(
-    USER_LOCKS.c.auth_profile == bindparam("auth_profile"),
-    USER_LOCKS.c.user_id == bindparam("user_id"),
+_STATUS = Prepared(
+    select(
+        _TRANSACTIONS.id,
+        _TRANSACTIONS.status,
+        _TRANSACTIONS.reason,
+        _TRANSACTIONS.verification,
+        _TRANSACTIONS.expires_at,
+        _TRANSACTIONS.username,
+        _TRANSACTIONS.delivered_at,
+        _TRANSACTIONS.application,
+    ).where(_TRANSACTIONS.id == bindparam("id"))
+)
+_CREATE_COLUMNS = (
+    "id",
+    "application",
+    "auth_profile",
+    "user_id",
+    "username",
+    "push_profile",
+    "status",
+    "reason",
+    "verification",
+    "nonce",
+    "number_hash",
+    "number_digits",
+    "code_hash",
+    "code_attempts",
+    "require_user_verification",
+    "context",
+    "created_at",
+    "expires_at",
+    "resolved_at",
+    "device_id",
+    "delivered_at",
+)
+_CREATE = Prepared(insert(TRANSACTIONS), _CREATE_COLUMNS)
+_LOCK = Prepared(
+    select(USER_LOCKS.c.reason).where(
+        USER_LOCKS.c.auth_profile == bindparam("auth_profile"),
+        USER_LOCKS.c.user_id == bindparam("user_id"),
+    )
 )
 
 
@@ -144,9 +172,9 @@ class LoginService:
     ) -> DirectoryUser | Rejection:
         now = self.clock.now()
         source_key = request.client_ip or request.source
-        async with self.database.write() as session:
+        async with self.database.write_rows() as rows:
             await record_audit(
-                session,
+                rows,
                 "login_started",
                 username=request.username,
                 application=request.application,
@@ -154,7 +182,7 @@ class LoginService:
                 details={"source": request.source},
             )
             if await ratelimit.over_limit(
-                session, ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES, now
+                rows, ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES, now
             ):
                 return Rejection("rate_limited")
 
@@ -181,9 +209,9 @@ class LoginService:
         )
         reservation: list[int] | None = []
         if require_password:
-            async with self.database.write() as session:
+            async with self.database.write_rows() as rows:
                 reservation = await ratelimit.reserve(
-                    session,
+                    rows,
                     [
                         (ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES),
                         (ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES),
@@ -223,12 +251,12 @@ class LoginService:
             await self._release(reservation)
             return Rejection(reason, user)
 
-        async with self.database.write() as session:
+        async with self.database.write_rows() as rows:
             if require_password:
-                await ratelimit.release(session, reservation or [])
-                await ratelimit.clear_failures(session, user_key)
+                await ratelimit.release(rows, reservation or [])
+                await ratelimit.clear_failures(rows, user_key)
             await record_audit(
-                session,
+                rows,
                 "first_factor",
                 username=user.username,
                 auth_profile=user.auth_profile,
@@ -237,19 +265,17 @@ class LoginService:
                 source_ip=request.client_ip,
                 details={"password_checked": require_password},
             )
-            lock = (
-                await session.execute(
-                    _LOCK, {"auth_profile": user.auth_profile, "user_id": user.user_id}
-                )
-            ).first()
+            lock = await rows.first(
+                _LOCK, {"auth_profile": user.auth_profile, "user_id": user.user_id}
+            )
         if lock is not None:
             return Rejection("fraud_locked", user)
         return user
 
     async def _release(self, reservation: list[int] | None) -> None:
         if reservation:
-            async with self.database.write() as session:
-                await ratelimit.release(session, reservation)
+            async with self.database.write_rows() as rows:
+                await ratelimit.release(rows, reservation)
 
     async def _count_failure(self, source_key: str, user_key: str | None) -> None:
         now = self.clock.now()
@@ -352,20 +378,20 @@ class LoginService:
         # One write transaction finds the devices, counts the push and creates it. The count is
         # checked and taken under a lock in the transaction that creates the push, so
         # simultaneous logins cannot all pass the check before any of them is counted.
-        async with self.database.write() as session:
-            device_ids = await pending.active_device_ids(session, user)
+        async with self.database.write_rows() as rows:
+            device_ids = await pending.active_device_ids(rows, user)
             if not device_ids:
                 rejection = "no_device"
             elif (
-                await ratelimit.reserve(session, [(ratelimit.PUSH_SENT, user_key, push_limit)], now)
+                await ratelimit.reserve(rows, [(ratelimit.PUSH_SENT, user_key, push_limit)], now)
                 is None
             ):
                 rejection = "rate_limited"
             else:
-                canceled = await pending.cancel_older(session, user, profile.max_pending, now)
-                await session.execute(_CREATE, values)
+                canceled = await pending.cancel_older(rows, user, profile.max_pending, now)
+                await rows.run(_CREATE, values)
                 await record_audit(
-                    session,
+                    rows,
                     "push_sent",
                     username=user.username,
                     auth_profile=user.auth_profile,
@@ -408,8 +434,8 @@ class LoginService:
     # ---- status -------------------------------------------------------------------------------
 
     async def get_status(self, transaction_id: str) -> LoginStatus:
-        async with self.database.read_rows() as connection:
-            row = (await connection.execute(_STATUS, {"id": transaction_id})).first()
+        async with self.database.read_rows() as rows:
+            row = await rows.first(_STATUS, {"id": transaction_id})
         if row is None:
             raise NotFoundError(f"transaction {transaction_id!r} not found")
         if row.status == PENDING and self.clock.now() >= row.expires_at:

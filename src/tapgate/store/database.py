@@ -7,7 +7,9 @@ locked" regardless of the timeout. Reads use a second engine with plain deferred
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -26,10 +28,13 @@ from sqlalchemy.ext.asyncio import (
 
 from tapgate.errors import ConfigError
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
+from tapgate.store.prepared import Statements, psycopg_statements, sqlite_statements
 
 log = logging.getLogger(__name__)
 
 _BUSY_TIMEOUT_MS = 10_000
+# Idle SQLite connections kept for `read_rows()`.
+_SPARE_READERS = 4
 
 
 @dataclass(frozen=True)
@@ -73,17 +78,21 @@ def parse_database_url(url: str) -> DatabaseUrl:
     raise ConfigError(f"database.url: unsupported database {backend!r}; use sqlite or postgresql")
 
 
+def _sqlite_pragmas(dbapi_connection: Any) -> None:
+    # Take transaction control from the driver: tapgate sends BEGIN itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
 def _sqlite_setup(engine: AsyncEngine, immediate: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the driver so that the "begin" hook below decides.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _sqlite_pragmas(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -121,6 +130,11 @@ class Database:
             self.read_engine = self.write_engine
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        # SQLite only: one writer at a time in this process, whether it writes through a
+        # session or through `write_rows()`, which use different connections.
+        self._write_gate = asyncio.Lock()
+        self._sqlite_writer: sqlite3.Connection | None = None
+        self._sqlite_readers: list[sqlite3.Connection] = []
 
     @property
     def backend(self) -> str:
@@ -129,7 +143,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """Open a write transaction; commit on success, roll back on any exception."""
-        async with self._writer() as session, session.begin():
+        if self.url.sqlite_path is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._write_gate, self._writer() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -138,13 +156,78 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def read_rows(self) -> AsyncIterator[AsyncConnection]:
-        """Open a read transaction on a plain connection, for Core statements.
+    async def write_rows(self) -> AsyncIterator[Statements]:
+        """Open a write transaction for `Prepared` statements; commit on success.
 
-        Cheaper than `read()`, because no ORM session is set up around the connection.
+        The login path uses this instead of `write()`: see tapgate.store.prepared for why.
         """
-        async with self.read_engine.begin() as connection:
-            yield connection
+        if self.url.sqlite_path is None:
+            async with self._postgresql_statements(self.write_engine) as statements:
+                yield statements
+            return
+        async with self._write_gate:
+            if self._sqlite_writer is None:
+                self._sqlite_writer = self._sqlite_connect()
+            async with self._sqlite_transaction(self._sqlite_writer, "BEGIN IMMEDIATE") as rows:
+                yield rows
+
+    @asynccontextmanager
+    async def read_rows(self) -> AsyncIterator[Statements]:
+        """Open a read transaction for `Prepared` statements."""
+        if self.url.sqlite_path is None:
+            async with self._postgresql_statements(self.read_engine) as statements:
+                yield statements
+            return
+        # WAL readers never wait, so a few connections serve every reader; one is taken per
+        # transaction because a caller may await other work inside it.
+        connection = self._sqlite_readers.pop() if self._sqlite_readers else self._sqlite_connect()
+        try:
+            async with self._sqlite_transaction(connection, "BEGIN") as rows:
+                yield rows
+        except BaseException:
+            connection.close()
+            raise
+        if len(self._sqlite_readers) < _SPARE_READERS:
+            self._sqlite_readers.append(connection)
+        else:
+            connection.close()
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        assert self.url.sqlite_path is not None
+        connection = sqlite3.connect(str(self.url.sqlite_path), check_same_thread=False)
+        _sqlite_pragmas(connection)
+        return connection
+
+    @asynccontextmanager
+    async def _sqlite_transaction(
+        self, connection: sqlite3.Connection, begin: str
+    ) -> AsyncIterator[Statements]:
+        try:
+            connection.execute(begin)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(begin, None, exc, sqlite3.Error) from exc
+        try:
+            yield sqlite_statements(self.write_engine.dialect, connection)
+        except BaseException:
+            connection.rollback()
+            raise
+        try:
+            connection.commit()
+        except sqlite3.Error as exc:
+            connection.rollback()
+            raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
+
+    @asynccontextmanager
+    async def _postgresql_statements(self, engine: AsyncEngine) -> AsyncIterator[Statements]:
+        async with engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
+            driver: Any = pooled.driver_connection
+            try:
+                yield psycopg_statements(engine.dialect, driver)
+            except BaseException:
+                await driver.rollback()
+                raise
+            await driver.commit()
 
     async def ping(self) -> None:
         async with self.read_engine.connect() as connection:
@@ -156,6 +239,12 @@ class Database:
             return result.scalar_one_or_none()
 
     async def close(self) -> None:
+        for connection in self._sqlite_readers:
+            connection.close()
+        self._sqlite_readers.clear()
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
+            self._sqlite_writer = None
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
