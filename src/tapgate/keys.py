@@ -14,6 +14,7 @@ import os
 import secrets
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -87,6 +88,11 @@ class KeyRing:
 
     def server_signing_key(self) -> ec.EllipticCurvePrivateKey:
         """Return the server's P-256 signing key, the same on every node with this key file."""
+        return self._server_signing_key
+
+    @cached_property
+    def _server_signing_key(self) -> ec.EllipticCurvePrivateKey:
+        # Derived once: every challenge is signed with it, and deriving costs as much as signing.
         scalar = int.from_bytes(self._derive("tapgate server signing v1"), "big") % (
             _P256_ORDER - 1
         )

@@ -20,10 +20,10 @@ from tapgate.devices.confirmation import hold_for_confirmation
 from tapgate.devices.enrollment import EnrollmentRejected, complete_enrollment
 from tapgate.devices.requests import authenticate_device
 from tapgate.errors import RequestError
-from tapgate.push.answers import open_challenges, record_answer
+from tapgate.push.answers import open_challenges, read_device_and_transaction, record_answer
 from tapgate.push.publish import signed_challenge
 from tapgate.runtime import Runtime
-from tapgate.store.models import DeviceRow, TransactionRow
+from tapgate.store.models import DeviceRow
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/device/v1", tags=["device"])
@@ -195,15 +195,9 @@ async def answer(request: Request, rt: RuntimeDep) -> JSONResponse:
     device_id = message.get("device_id")
     if not isinstance(device_id, str) or len(device_id) > 64:
         raise RequestError("message.device_id is missing", "invalid_request", 400)
-    transaction_id = message.get("transaction_id")
-    async with rt.database.read() as session:
-        # One database transaction reads both the device and the login it responds to.
-        device = await session.get(DeviceRow, device_id)
-        transaction = (
-            await session.get(TransactionRow, transaction_id)
-            if isinstance(transaction_id, str) and len(transaction_id) <= 64
-            else None
-        )
+    device, transaction = await read_device_and_transaction(
+        rt.login, device_id, message.get("transaction_id")
+    )
     if device is None:
         raise RequestError("device unknown", "device_auth_failed", 401)
     result = await record_answer(rt.login, device, message, signature, transaction)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from functools import lru_cache
 from typing import Any
 
 import rfc8785
@@ -82,6 +83,9 @@ def public_key_to_text(key: ec.EllipticCurvePublicKey) -> str:
     return b64url_encode(point)
 
 
+# Every answer is checked against its device's key; parsing the point costs about as much as
+# the check, so parsed keys are kept (a few hundred bytes each).
+@lru_cache(maxsize=20_000)
 def public_key_from_text(text: str) -> ec.EllipticCurvePublicKey:
     """Parse an uncompressed P-256 point; raise BadSignature for anything else."""
     raw = b64url_decode(text)

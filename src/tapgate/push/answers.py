@@ -7,20 +7,62 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from tapgate.audit import record_audit
 from tapgate.errors import NotFoundError, RequestError
 from tapgate.push.challenge import DeviceView, check_decision, new_digits
 from tapgate.push.ports import PENDING, LoginStatus
 from tapgate.push.publish import transaction_view
-from tapgate.store.models import DeviceRow, TransactionRow, UserLockRow
-from tapgate.store.tables import DEVICES, TRANSACTIONS
+from tapgate.store.models import DeviceRow, TransactionRow
+from tapgate.store.prepared import Prepared
+from tapgate.store.tables import DEVICES, TRANSACTIONS, USER_LOCKS
 
 if TYPE_CHECKING:
     from tapgate.push.service import LoginService
 
 log = logging.getLogger(__name__)
+
+# Built once: every answer runs them.
+_TRANSACTIONS = TRANSACTIONS.c
+_TRANSACTION = Prepared(select(TRANSACTIONS).where(_TRANSACTIONS.id == bindparam("id")))
+_DEVICE = Prepared(select(DEVICES).where(DEVICES.c.id == bindparam("id")))
+_STILL_OPEN = (
+    _TRANSACTIONS.id == bindparam("id"),
+    _TRANSACTIONS.status == PENDING,
+    _TRANSACTIONS.code_hash.is_(None),
+    _TRANSACTIONS.expires_at > bindparam("now"),
+)
+_RESOLVE = Prepared(
+    update(TRANSACTIONS)
+    .where(*_STILL_OPEN)
+    .values(
+        device_id=bindparam("device_id"),
+        status=bindparam("status"),
+        resolved_at=bindparam("now"),
+        reason=bindparam("reason"),
+    )
+)
+_ISSUE_CODE = Prepared(
+    update(TRANSACTIONS)
+    .where(*_STILL_OPEN)
+    .values(device_id=bindparam("device_id"), code_hash=bindparam("code_hash"))
+)
+_USER_LOCK = Prepared(
+    select(USER_LOCKS.c.reason).where(
+        USER_LOCKS.c.auth_profile == bindparam("auth_profile"),
+        USER_LOCKS.c.user_id == bindparam("user_id"),
+    )
+)
+_ADD_USER_LOCK = Prepared(
+    insert(USER_LOCKS), ("auth_profile", "user_id", "username", "reason", "created_at")
+)
+_USER_DEVICES = Prepared(
+    select(DEVICES.c.id).where(
+        DEVICES.c.auth_profile == bindparam("auth_profile"),
+        DEVICES.c.user_id == bindparam("user_id"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +72,23 @@ class AnswerResult:
     accepted: bool
     status: str
     code: str | None = None
+
+
+async def read_device_and_transaction(
+    service: LoginService, device_id: str, transaction_id: Any
+) -> tuple[Any, Any]:
+    """Read a device and the transaction its answer names in one database transaction.
+
+    The rows have the models' attribute names (`DeviceRow`, `TransactionRow`).
+    """
+    async with service.database.read_rows() as rows:
+        device = await rows.first(_DEVICE, {"id": device_id})
+        transaction = (
+            await rows.first(_TRANSACTION, {"id": transaction_id})
+            if isinstance(transaction_id, str) and len(transaction_id) <= 64
+            else None
+        )
+    return device, transaction
 
 
 def device_view(row: DeviceRow) -> DeviceView:
@@ -56,8 +115,8 @@ async def record_answer(
     now = service.clock.now()
     row = transaction
     if row is None or row.id != transaction_id:
-        async with service.database.read() as session:
-            row = await session.get(TransactionRow, transaction_id)
+        async with service.database.read_rows() as rows:
+            row = await rows.first(_TRANSACTION, {"id": transaction_id})
     if row is None or row.verification == "none":
         raise NotFoundError(f"transaction {transaction_id!r} not found")
 
@@ -92,32 +151,24 @@ async def record_answer(
 
     assert check.status is not None
     code: str | None = None
-    values: dict[str, Any] = {"device_id": device.id}
+    values: dict[str, Any] = {"id": row.id, "now": now, "device_id": device.id}
     if check.status == "approved" and row.verification == "code":
         # Code mode: the phone shows a code and the transaction waits for the application to
         # submit it, so approval needs the person at the login screen too.
         code = new_digits(int(row.context.get("code_digits", 6)))
         values.update(code_hash=service.keyring.hash_token(code))
         final_status = PENDING
+        update_row = _ISSUE_CODE
     else:
-        values.update(status=check.status, resolved_at=now, reason=check.problem)
+        values.update(status=check.status, reason=check.problem)
         final_status = check.status
+        update_row = _RESOLVE
 
-    transactions = TRANSACTIONS.c
-    async with service.database.write() as session:
-        result = await session.execute(
-            update(TRANSACTIONS)
-            .where(
-                transactions.id == row.id,
-                transactions.status == PENDING,
-                transactions.code_hash.is_(None),
-                transactions.expires_at > now,
-            )
-            .values(**values)
-        )
-        won = getattr(result, "rowcount", 0) == 1
+    owner = {"auth_profile": row.auth_profile, "user_id": row.user_id}
+    async with service.database.write_rows() as rows:
+        won = await rows.run(update_row, values) == 1
         await record_audit(
-            session,
+            rows,
             "decision",
             username=row.username,
             auth_profile=row.auth_profile,
@@ -132,18 +183,19 @@ async def record_answer(
             details={"uv": message.get("uv"), "decision": message.get("decision")},
         )
         if won and check.status == "fraud":
-            if await session.get(UserLockRow, (row.auth_profile, row.user_id)) is None:
-                session.add(
-                    UserLockRow(
-                        auth_profile=row.auth_profile or "",
-                        user_id=row.user_id or "",
-                        username=row.username,
-                        reason="fraud",
-                        created_at=now,
-                    )
+            if await rows.first(_USER_LOCK, owner) is None:
+                await rows.run(
+                    _ADD_USER_LOCK,
+                    {
+                        "auth_profile": row.auth_profile or "",
+                        "user_id": row.user_id or "",
+                        "username": row.username,
+                        "reason": "fraud",
+                        "created_at": now,
+                    },
                 )
             await record_audit(
-                session,
+                rows,
                 "fraud_alert",
                 username=row.username,
                 auth_profile=row.auth_profile,
@@ -153,13 +205,7 @@ async def record_answer(
                 outcome="locked",
                 reason="fraud reported by the user",
             )
-        device_ids = (
-            await session.scalars(
-                select(DEVICES.c.id).where(
-                    DEVICES.c.auth_profile == row.auth_profile, DEVICES.c.user_id == row.user_id
-                )
-            )
-        ).all()
+        device_ids = await rows.scalars(_USER_DEVICES, owner)
     if not won:
         current = await service.get_status(row.id)
         return AnswerResult(False, current.status)
