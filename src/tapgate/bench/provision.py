@@ -10,6 +10,7 @@ per user. Every user shares one password, so one hash is computed per run.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -43,12 +44,20 @@ RADIUS_CLIENT = "bench-nas"
 # The RADIUS client's response time budget, a little below the benchmark NAS's 60 s wait.
 RADIUS_CLIENT_TIMEOUT = 55
 
+
 # The hash parameters `tapgate serve` uses with TAPGATE_PASSWORD_HASH=fast (cheap) and by
 # default (argon2-cffi's RFC 9106 low-memory profile). The server verifies with the parameters
 # stored in each hash, so the stored hash decides the cost of the first factor.
-HASHERS = {
-    "fast": lambda: PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+def _cheap_hasher() -> PasswordHasher:
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+HASHERS: dict[str, Callable[[], PasswordHasher]] = {
+    "fast": _cheap_hasher,
     "default": PasswordHasher,
+    # No first factor in tapgate: the application does not ask it to check the password, as
+    # when a VPN checks the password itself and calls tapgate for the push only.
+    "none": _cheap_hasher,
 }
 
 
@@ -112,9 +121,11 @@ def bench_objects(
     *,
     ldap_options: dict[str, Any] | None = None,
     radius_secret: str | None = None,
+    check_password: bool = True,
 ) -> dict[str, Any]:
     """Return the objects document of the benchmark: one local auth profile, one push profile
-    without a practical rate limit, and one API application that checks the password.
+    without a practical rate limit, and one API application that checks the password unless
+    `check_password` is false.
 
     With `ldap_options` the auth profile is an `ldap` one with those settings. With
     `radius_secret` the document adds a RADIUS application with its own push profile and a
@@ -146,17 +157,17 @@ def bench_objects(
                 "name": APPLICATION,
                 "type": "api",
                 "methods": [PUSH_PROFILE],
-                "require_password": True,
+                "require_password": check_password,
             }
         ],
     }
     if radius_secret is not None:
-        _add_radius_objects(document, auth_profile, timeout, radius_secret)
+        _add_radius_objects(document, auth_profile, timeout, radius_secret, check_password)
     return document
 
 
 def _add_radius_objects(
-    document: dict[str, Any], auth_profile: str, timeout: int, secret: str
+    document: dict[str, Any], auth_profile: str, timeout: int, secret: str, check_password: bool
 ) -> None:
     # Tap mode: tapgate replies to the Access-Request once the device approves, so the NAS
     # needs no second round trip, which number mode's Access-Challenge would add.
@@ -172,7 +183,12 @@ def _add_radius_objects(
     }
     document["push_profiles"].append(tap_profile)
     document["applications"].append(
-        {"name": RADIUS_APPLICATION, "type": "radius", "methods": [RADIUS_PUSH_PROFILE]}
+        {
+            "name": RADIUS_APPLICATION,
+            "type": "radius",
+            "methods": [RADIUS_PUSH_PROFILE],
+            "require_password": check_password,
+        }
     )
     document["radius_clients"] = [
         {
@@ -227,6 +243,7 @@ async def provision(
                         timeout,
                         ldap_options=ldap_options,
                         radius_secret=radius_secret,
+                        check_password=password_hash != "none",
                     )
                 ),
                 prune=False,

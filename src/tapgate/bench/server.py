@@ -90,7 +90,7 @@ class ServerProcess:
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
-        if self.password_hash == "fast":
+        if self.password_hash in ("fast", "none"):
             env["TAPGATE_PASSWORD_HASH"] = "fast"
         env["TAPGATE_LOG_LEVEL"] = self.log_level
         return env

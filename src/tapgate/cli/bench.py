@@ -101,10 +101,11 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
 @click.option(
     "--hash",
     "hashes",
-    type=click.Choice(["fast", "default", "both"]),
+    type=click.Choice(["fast", "default", "both", "none"]),
     default="fast",
     show_default=True,
-    help="Password hash cost: fast (TAPGATE_PASSWORD_HASH=fast), default (Argon2id), or both runs.",
+    help="Password hash cost: fast (TAPGATE_PASSWORD_HASH=fast), default (Argon2id), both "
+    "runs, or none (the application does not ask tapgate to check the password).",
 )
 @click.option(
     "--verification",

@@ -26,7 +26,17 @@ log = logging.getLogger(__name__)
 # Built once: every answer runs them.
 _TRANSACTIONS = TRANSACTIONS.c
 _TRANSACTION = Prepared(select(TRANSACTIONS).where(_TRANSACTIONS.id == bindparam("id")))
-_DEVICE = Prepared(select(DEVICES).where(DEVICES.c.id == bindparam("id")))
+# What checking an answer needs of the device; its delivery settings are JSON left unread.
+_DEVICE = Prepared(
+    select(
+        DEVICES.c.id,
+        DEVICES.c.auth_profile,
+        DEVICES.c.user_id,
+        DEVICES.c.username,
+        DEVICES.c.signing_key,
+        DEVICES.c.revoked_at,
+    ).where(DEVICES.c.id == bindparam("id"))
+)
 _STILL_OPEN = (
     _TRANSACTIONS.id == bindparam("id"),
     _TRANSACTIONS.status == PENDING,
@@ -79,7 +89,8 @@ async def read_device_and_transaction(
 ) -> tuple[Any, Any]:
     """Read a device and the transaction its answer names in one database transaction.
 
-    The rows have the models' attribute names (`DeviceRow`, `TransactionRow`).
+    The rows have the models' attribute names (`DeviceRow`, `TransactionRow`); the device's
+    carries only what `record_answer` reads.
     """
     async with service.database.read_rows() as rows:
         device = await rows.first(_DEVICE, {"id": device_id})
