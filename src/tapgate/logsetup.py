@@ -23,6 +23,12 @@ def setup_logging(level: str | None = None) -> None:
     chosen = (os.environ.get("TAPGATE_LOG_LEVEL") or level or "INFO").upper()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # The format uses none of the caller's file, thread or process, so the logging module need
+    # not look them up for every record (the logging HOWTO's "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(chosen)

@@ -114,10 +114,14 @@ def _is_sqlite_datetime(type_: Any, dialect: Dialect) -> bool:
 def _sqlite_datetime_text(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("naive datetime given to a UTC column")
-    # The text SQLAlchemy's SQLite dialect writes: the UTC wall clock, without an offset.
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if offset:
+        value -= offset
+    # The text SQLAlchemy's SQLite dialect writes: the UTC wall clock, without the offset
+    # that isoformat appends after the 26 characters of date and time.
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _sqlite_datetime_value(value: str | None) -> datetime | None:
@@ -161,7 +165,7 @@ class Statements:
             if name in given:
                 given[name] = processor(given[name])
         if compiled.order is not None:
-            return tuple(given.get(name) for name in compiled.order)
+            return [given.get(name) for name in compiled.order]
         return given
 
     async def _run(
