@@ -15,7 +15,7 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import make_url
 
 from tapgate.delivery.direct import DirectHub
@@ -25,6 +25,7 @@ from tapgate.push.events import EventBus
 from tapgate.push.publish import publish_challenge, publish_closed
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceRow, TransactionRow
+from tapgate.store.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ _MAX_PAYLOAD = 7000
 _RECONNECT_MAX_SECONDS = 10.0
 # Events handled at once by one node's listener; each may hold a pooled connection briefly.
 _MAX_HANDLERS = 64
+_NOTIFY = Prepared(select(func.pg_notify(CHANNEL, bindparam("payload"))))
 
 
 class Fanout:
@@ -85,12 +87,8 @@ class Fanout:
             payload.pop("d", None)
             text_payload = json.dumps(payload, separators=(",", ":"))
         try:
-            async with self.database.write_engine.connect() as connection:
-                await connection.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": CHANNEL, "payload": text_payload},
-                )
-                await connection.commit()
+            async with self.database.write_rows() as rows:
+                await rows.scalar(_NOTIFY, {"payload": text_payload})
         except Exception as exc:  # a hint that fails is covered by the waiters' own re-checks
             log.warning("notify failed transaction=%s error=%s", payload.get("id"), exc)
 
