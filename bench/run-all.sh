@@ -22,11 +22,12 @@ bench/privacyidea/setup.sh
 "$py" -m tapgate.cli bench --hash both --users 1000 --concurrency 1,10,50,200 --duration 15 \
     --compare "$out/privacyidea/results.json" --compare "$out/privacyidea-long/results.json" \
     --output "$out/sweep"
+# The throughput target's case: no password check in tapgate, the Auth API and RADIUS level by
+# level in one run.
+"$py" -m tapgate.cli bench --front-door both --hash none --users 1000 \
+    --concurrency 1,10,50,200 --duration 15 --output "$out/front-doors"
 "$py" -m tapgate.cli bench --skip-sweep --scale --duration 15 --output "$out/scale" --no-plot
-# RADIUS and the Auth API level by level in one run, then the LDAP first factor against a
-# throwaway slapd (needs Debian's slapd and ldap-utils).
-"$py" -m tapgate.cli bench --front-door both --hash fast --users 1000 --concurrency 1,50,200 \
-    --duration 15 --output "$out/radius" --no-plot
+# The LDAP first factor against a throwaway slapd (needs Debian's slapd and ldap-utils).
 "$py" -m tapgate.cli bench --first-factor ldap --users 1000 --concurrency 1,50,200 \
     --ldap-concurrency 1,50 --duration 15 --output "$out/ldap" --no-plot
 # The cluster run needs a PostgreSQL server where it may create and drop databases. One SQLite

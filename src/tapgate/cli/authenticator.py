@@ -140,8 +140,11 @@ def pending(state_file: str, as_json: bool, config_file: str | None) -> None:
         _show(message)
 
 
-def _show(message: dict[str, Any], err: bool = False) -> None:
-    """Print a challenge's login context; `listen` prints to standard error, around its prompts."""
+def _show(message: dict[str, Any], err: bool = False, number_from: str = "--number N") -> None:
+    """Print a challenge's login context; `listen` prints to standard error, around its prompts.
+
+    `number_from` tells where the number goes: the option of `answer`, or `listen`'s prompt.
+    """
     verification = message.get("verification")
     lines = [
         f"Login request {message['transaction_id']}",
@@ -151,7 +154,7 @@ def _show(message: dict[str, Any], err: bool = False) -> None:
         f"  browser: {message.get('user_agent') or '-'}   expires: {message.get('expires_at')}",
     ]
     if verification == "number":
-        lines.append("  approving needs the number shown on the login screen (--number N)")
+        lines.append(f"  approving needs the number shown on the login screen ({number_from})")
     for line in lines:
         click.echo(line, err=err)
 
@@ -291,7 +294,7 @@ def listen(
                     log.warning(
                         "receipt not sent transaction=%s error=%s", message["transaction_id"], exc
                     )
-                _show(message, err=True)
+                _show(message, err=True, number_from="asked for below")
                 decision = automatic or click.prompt(
                     "approve, deny or fraud", type=click.Choice(["approve", "deny", "fraud"])
                 )
