@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 
@@ -42,6 +44,15 @@ def test_malformed_start_rejected(api: Api, body: bytes, expected: int) -> None:
     response = post_raw(api, body)
     assert response.status_code == expected
     assert set(response.json()) == {"error", "message"}
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"username": "\xff\xfe", "password": "x"}', b"[" * 5000 + b"]" * 5000]
+)
+def test_unreadable_start_body_is_invalid_request(api: Api, body: bytes) -> None:
+    response = post_raw(api, body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
 
 
 def test_unknown_user_and_wrong_password_look_alike(api: Api) -> None:
@@ -242,7 +253,16 @@ def test_signed_request_replay_rejected(server: Server) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"not json", b"[]", b'{"message": 1}', b'{"message": {}, "signature": "x"}']
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"message": 1}',
+        b'{"message": {}, "signature": "x"}',
+        # Nested past the recursion limit of the JSON parser, and past tapgate's own limit.
+        b'{"message": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        b'{"message": ' + b"[" * 40 + b"]" * 40 + b', "signature": "x"}',
+    ],
 )
 def test_malformed_answer_rejected(server: Server, body: bytes) -> None:
     response = httpx.post(
@@ -255,6 +275,11 @@ def test_malformed_answer_rejected(server: Server, body: bytes) -> None:
 
 
 def test_device_requests_without_signature(server: Server) -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 1500 + b"]" * 1500).decode().rstrip("=")
     for path in ("/device/v1/challenges", "/device/v1/stream"):
         response = httpx.get(server.base + path)
         assert response.status_code == 401
+        nested = httpx.get(
+            server.base + path, headers={"Authorization": f"TapgateDevice {deep}.AAAA"}
+        )
+        assert nested.status_code == 401

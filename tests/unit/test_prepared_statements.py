@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from tapgate.store import database as database_module
 from tapgate.store.database import Database
 from tapgate.store.migrate import upgrade
 from tapgate.store.models import TransactionRow
@@ -126,3 +128,34 @@ def test_naive_datetime_is_refused(db_url: str) -> None:
             await database.close()
 
     asyncio.run(scenario())
+
+
+def test_locked_sqlite_raises_sqlalchemy_errors_on_both_paths(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's write lock surfaces as SQLAlchemy's OperationalError, which the API
+    answers with 503, whether the write goes through a session or prepared statements."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's file lock")
+    upgrade(db_url)
+    monkeypatch.setattr(database_module, "_BUSY_TIMEOUT_MS", 100)
+    holder = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+            with pytest.raises(OperationalError, match="locked"):
+                async with database.write() as session:
+                    await session.execute(select(TRANSACTIONS.c.id))
+            with pytest.raises(OperationalError, match="locked"):
+                async with database.write_rows() as rows:
+                    await rows.run(_ADD, _values("tx-l", datetime(2026, 12, 5, tzinfo=UTC)))
+        finally:
+            await database.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

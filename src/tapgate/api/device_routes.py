@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from tapgate import jsondepth
 from tapgate.api.auth_routes import RuntimeDep
 from tapgate.api.errors import error_response
 from tapgate.audit import record_audit
@@ -32,8 +33,10 @@ HEARTBEAT_SECONDS = 15.0
 
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = jsondepth.loads(await request.body())
+    except jsondepth.TooDeep as exc:
+        raise RequestError(f"request body {exc}", "invalid_request", 400) from exc
+    except ValueError as exc:
         raise RequestError("request body is not valid JSON", "invalid_request", 400) from exc
     if not isinstance(body, dict):
         raise RequestError("request body must be a JSON object", "invalid_request", 400)
@@ -199,6 +202,7 @@ async def answer(request: Request, rt: RuntimeDep) -> JSONResponse:
         rt.login, device_id, message.get("transaction_id")
     )
     if device is None:
+        log.info("answer rejected device=%r problem=unknown device", device_id)
         raise RequestError("device unknown", "device_auth_failed", 401)
     result = await record_answer(rt.login, device, message, signature, transaction)
     body_out: dict[str, Any] = {"accepted": result.accepted, "status": result.status}

@@ -72,7 +72,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "too_large"}
+        # 400 comes from FastAPI when a body it parses for a model is not JSON or not UTF-8.
+        codes = {
+            400: "invalid_request",
+            401: "unauthorized",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+        }
         return error_response(
             exc.status_code,
             codes.get(exc.status_code, "http_error"),

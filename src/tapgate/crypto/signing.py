@@ -66,8 +66,9 @@ def verify(public_key: ec.EllipticCurvePublicKey, message: dict[str, Any], signa
     s = int.from_bytes(raw[_COORDINATE_BYTES:], "big")
     try:
         signed = canonical(message)
-    except (ValueError, TypeError) as exc:
-        # RFC 8785 has no form for integers beyond 2**53, NaN or infinities.
+    except (ValueError, TypeError, RecursionError) as exc:
+        # RFC 8785 has no form for integers beyond 2**53, NaN or infinities; its serializer
+        # recurses, so a deeply nested message has none here either.
         raise BadSignature("message has no canonical form") from exc
     try:
         public_key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA256()))

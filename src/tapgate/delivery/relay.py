@@ -19,6 +19,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from tapgate import jsondepth
 from tapgate.delivery.base import DeliveryResult, DeliveryTarget, Outcome
 from tapgate.delivery.config import ProviderSettings
 from tapgate.relay import protocol
@@ -104,7 +105,7 @@ class RelayProvider:
 
     def _handle(self, raw: str | bytes) -> None:
         try:
-            frame = json.loads(raw)
+            frame = jsondepth.loads(raw)
         except ValueError:
             log.warning("relay sent a frame that is not JSON relay=%s", self._url)
             return

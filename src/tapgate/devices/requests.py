@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from tapgate import jsondepth
 from tapgate.crypto.signing import BadSignature, b64url_decode, public_key_from_text, verify
 from tapgate.devices.protocol import DEVICE_AUTH_SCHEME
 from tapgate.errors import DeviceAuthError
@@ -30,7 +31,7 @@ def parse_header(header: str | None) -> tuple[dict[str, Any], str]:
         raise DeviceAuthError("missing or malformed device authorization")
     payload_text, _, signature = header[len(SCHEME) + 1 :].partition(".")
     try:
-        payload = json.loads(b64url_decode(payload_text))
+        payload = jsondepth.loads(b64url_decode(payload_text))
     except (BadSignature, ValueError) as exc:
         raise DeviceAuthError("device authorization payload is not JSON") from exc
     if not isinstance(payload, dict) or set(payload) != _KEYS:

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tapgate import jsondepth
 from tapgate.delivery.base import DeliveryProvider
 from tapgate.relay import protocol
 from tapgate.relay.config import RelayServer, RelaySettings
@@ -82,8 +83,8 @@ class Relay:
         if len(body) > MAX_BODY_BYTES:
             return None
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            data = jsondepth.loads(body)
+        except ValueError:
             return None
         return data if isinstance(data, dict) else None
 
@@ -220,7 +221,7 @@ class Relay:
 
     async def _server_frame(self, server: RelayServer, link: ServerLink, raw: str) -> None:
         try:
-            frame = json.loads(raw)
+            frame = jsondepth.loads(raw)
         except ValueError:
             frame = None
         if not isinstance(frame, dict):

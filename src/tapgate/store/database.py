@@ -82,8 +82,10 @@ def _sqlite_pragmas(dbapi_connection: Any) -> None:
     # Take transaction control from the driver: tapgate sends BEGIN itself.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The timeout first: setting the journal mode needs a lock that another process's write
+    # transaction may hold, and without a timeout that fails at once.
     cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -100,8 +102,12 @@ def _sqlite_setup(engine: AsyncEngine, immediate: bool) -> None:
         driver = connection.connection.driver_connection
         if isinstance(driver, InlineConnection):
             # Straight to sqlite3: exec_driver_sql would run the full statement path of
-            # SQLAlchemy's async adapter, which cost more than the BEGIN itself.
-            driver.begin(statement)
+            # SQLAlchemy's async adapter, which cost more than the BEGIN itself. Its errors
+            # ("database is locked") get SQLAlchemy's classes, as a statement's would.
+            try:
+                driver.begin(statement)
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
         else:
             connection.exec_driver_sql(statement)
 
@@ -195,7 +201,11 @@ class Database:
     def _sqlite_connect(self) -> sqlite3.Connection:
         assert self.url.sqlite_path is not None
         connection = sqlite3.connect(str(self.url.sqlite_path), check_same_thread=False)
-        _sqlite_pragmas(connection)
+        try:
+            _sqlite_pragmas(connection)
+        except sqlite3.Error as exc:
+            connection.close()
+            raise DBAPIError.instance("PRAGMA", None, exc, sqlite3.Error) from exc
         return connection
 
     @asynccontextmanager
