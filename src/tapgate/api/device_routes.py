@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from sqlalchemy import bindparam, select
 
 from tapgate import jsondepth
 from tapgate.api.auth_routes import RuntimeDep
@@ -25,6 +26,8 @@ from tapgate.push.answers import open_challenges, read_device_and_transaction, r
 from tapgate.push.publish import signed_challenge
 from tapgate.runtime import Runtime
 from tapgate.store.models import DeviceRow
+from tapgate.store.prepared import Prepared
+from tapgate.store.tables import DEVICES
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/device/v1", tags=["device"])
@@ -176,9 +179,13 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
     )
 
 
+# Every held stream runs this at each heartbeat: with 10,000 streams, about 670 reads a second.
+_REVOKED_AT = Prepared(select(DEVICES.c.revoked_at).where(DEVICES.c.id == bindparam("id")))
+
+
 async def _revoked(rt: Runtime, device_id: str) -> bool:
-    async with rt.database.read() as session:
-        row = await session.get(DeviceRow, device_id)
+    async with rt.database.read_rows() as rows:
+        row = await rows.first(_REVOKED_AT, {"id": device_id})
     return row is None or row.revoked_at is not None
 
 
