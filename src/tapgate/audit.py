@@ -36,7 +36,8 @@ EVENTS = (
     "answer_rejected",
 )
 _clock = SystemClock()
-_COLUMNS = (
+# The fields of an audit record, in the order exports list them.
+COLUMNS = (
     "time",
     "event",
     "username",
@@ -52,7 +53,7 @@ _COLUMNS = (
 )
 # Built once: adding an ORM object would cost a unit-of-work flush, and building the statement
 # on each call costs about as much as running it.
-_INSERT = Prepared(insert(AUDIT).inline(), _COLUMNS)
+_INSERT = Prepared(insert(AUDIT).inline(), COLUMNS)
 
 
 async def record_audit(

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tapgate.audit import EVENTS, audit_to_dict
+from tapgate.audit import COLUMNS, EVENTS, audit_to_dict
 from tapgate.store.models import AuditRow
 from tapgate.web.admin.layout import console_router, render_admin
 from tapgate.web.admin.session import AdminDep
@@ -24,20 +24,7 @@ router = console_router()
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 10_000
-EXPORT_COLUMNS = (
-    "time",
-    "event",
-    "username",
-    "auth_profile",
-    "application",
-    "transaction_id",
-    "device_id",
-    "outcome",
-    "reason",
-    "actor",
-    "source_ip",
-    "details",
-)
+EXPORT_COLUMNS = COLUMNS
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
