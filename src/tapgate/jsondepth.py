@@ -1,8 +1,8 @@
 """JSON from outside with a nesting limit.
 
 `json.loads` accepts nesting up to the interpreter's recursion limit and then raises
-RecursionError, which request handlers do not expect; and a message nested a few hundred levels
-deep still breaks the recursive RFC 8785 serializer later. tapgate's messages nest three or
+RecursionError, which request handlers do not expect. A message nested a few hundred levels deep
+also breaks the recursive RFC 8785 serializer later. tapgate's messages nest three or
 four levels, so anything deeper than `MAX_DEPTH` is refused as a ValueError at the edge.
 """
 

@@ -62,6 +62,6 @@ def test_translations_keep_placeholders() -> None:
 
 
 def test_compiled_catalog_is_current() -> None:
-    # A fresh checkout writes both files within the same second in either order; an edited
-    # catalog that was not compiled again is older by far more than that.
+    # A fresh checkout writes both files within the same second, in either order. A catalog
+    # edited without compiling it again is older by far more than that.
     assert MO_FILE.stat().st_mtime >= PO_FILE.stat().st_mtime - 2.0

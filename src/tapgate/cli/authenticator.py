@@ -143,7 +143,7 @@ def pending(state_file: str, as_json: bool, config_file: str | None) -> None:
 def _show(message: dict[str, Any], err: bool = False, number_from: str = "--number N") -> None:
     """Print a challenge's login context; `listen` prints to standard error, around its prompts.
 
-    `number_from` tells where the number goes: the option of `answer`, or `listen`'s prompt.
+    `number_from` names where the number goes: the option of `answer`, or `listen`'s prompt.
     """
     verification = message.get("verification")
     lines = [
