@@ -14,6 +14,7 @@ from tapgate.api.auth_routes import router as auth_router
 from tapgate.api.device_routes import enrollment_router
 from tapgate.api.device_routes import router as device_router
 from tapgate.api.errors import install_error_handlers
+from tapgate.api.hotpath import HotPaths
 from tapgate.api.limits import BodyLimit
 from tapgate.delivery.metrics import metrics_endpoint
 from tapgate.runtime import Runtime
@@ -67,4 +68,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     app.add_middleware(BodyLimit)
+    # Outermost of tapgate's middleware: it serves the login's requests before the others run.
+    app.add_middleware(HotPaths, runtime=runtime)
     return app

@@ -81,9 +81,9 @@ def status_body(status: LoginStatus, *, include_number: bool = False) -> dict[st
     return body
 
 
-async def bearer_application(request: Request, rt: RuntimeDep) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+async def application_for_header(rt: Runtime, header: str | None) -> str:
+    """Return the application named by an `Authorization: Bearer` header, or raise 401."""
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RequestError(
             "missing bearer token; get one from POST /oauth/token", "invalid_token", 401
@@ -95,6 +95,10 @@ async def bearer_application(request: Request, rt: RuntimeDep) -> str:
             "bearer token is invalid or expired; request a new one", "invalid_token", 401
         )
     return application
+
+
+async def bearer_application(request: Request, rt: RuntimeDep) -> str:
+    return await application_for_header(rt, request.headers.get("authorization"))
 
 
 ApplicationDep = Annotated[str, Depends(bearer_application)]
@@ -141,6 +145,12 @@ async def start_auth(
     body: AuthStart, request: Request, rt: RuntimeDep, application: ApplicationDep
 ) -> JSONResponse:
     """Start a login; 202 with a pending transaction, or 200 with a final status at once."""
+    return await start_login_response(rt, application, body, request.headers.get("accept-language"))
+
+
+async def start_login_response(
+    rt: Runtime, application: str, body: AuthStart, accept_language: str | None
+) -> JSONResponse:
     login_request = LoginRequest(
         application=application,
         username=body.username,
@@ -148,7 +158,7 @@ async def start_auth(
         client_ip=body.client_ip,
         user_agent=body.user_agent,
         source=f"api:{application}",
-        language=pick_language(request.headers.get("accept-language")),
+        language=pick_language(accept_language),
     )
     status = await rt.login.start_login(login_request)
     return JSONResponse(
@@ -199,6 +209,12 @@ async def auth_status(
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> JSONResponse:
     """Return the status; with `wait`, hold the request until it changes or the seconds pass."""
+    return await status_response(rt, application, transaction_id, wait)
+
+
+async def status_response(
+    rt: Runtime, application: str, transaction_id: str, wait: float
+) -> JSONResponse:
     if wait:
         status = await _wait_unless_stopping(rt, transaction_id, wait, application)
     else:

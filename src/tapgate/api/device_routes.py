@@ -35,8 +35,13 @@ HEARTBEAT_SECONDS = 15.0
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
+    return parse_json_object(await request.body())
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Parse a request body that must be a JSON object, or raise RequestError (400)."""
     try:
-        body = jsondepth.loads(await request.body())
+        body = jsondepth.loads(raw)
     except jsondepth.TooDeep as exc:
         raise RequestError(f"request body {exc}", "invalid_request", 400) from exc
     except ValueError as exc:
@@ -196,7 +201,11 @@ def _sse(event: dict[str, Any]) -> bytes:
 @router.post("/answer")
 async def answer(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Record a signed decision; the signature identifies and authenticates the device."""
-    body = await _json_body(request)
+    return await answer_response(rt, await request.body())
+
+
+async def answer_response(rt: Runtime, raw: bytes) -> JSONResponse:
+    body = parse_json_object(raw)
     message, signature = body.get("message"), body.get("signature")
     if not isinstance(message, dict) or not isinstance(signature, str):
         raise RequestError(

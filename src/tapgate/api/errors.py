@@ -8,7 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tapgate.errors import DeviceAuthError, NotFoundError, ObjectError, RequestError
@@ -33,42 +33,52 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, "invalid_request", _describe_validation(exc))
+def error_for(exc: Exception, path: str) -> JSONResponse | None:
+    """Return the response for one of tapgate's expected errors, or None for any other error.
 
-    @app.exception_handler(RequestError)
-    async def _request(request: Request, exc: RequestError) -> JSONResponse:
+    FastAPI's exception handlers and the login's hot path (`tapgate.api.hotpath`) both answer
+    through this, so a route gives the same error whichever of them served it.
+    """
+    if isinstance(exc, RequestError):
         return error_response(exc.status, exc.code, str(exc))
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+    if isinstance(exc, NotFoundError):
         return error_response(404, "not_found", str(exc))
-
-    @app.exception_handler(ObjectError)
-    async def _object(request: Request, exc: ObjectError) -> JSONResponse:
+    if isinstance(exc, ObjectError):
         return error_response(400, exc.code, str(exc))
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    if isinstance(exc, OperationalError | InterfaceError):
         # The database is unreachable, as during a restart or a failover. That is an expected
         # failure: fail closed with a status that balancers and applications retry, and log one
         # line instead of a traceback.
         detail = (str(exc.orig).strip().splitlines() or [""])[0]
-        log.warning("database unavailable path=%s error=%s", request.url.path, detail)
+        log.warning("database unavailable path=%s error=%s", path, detail)
         return error_response(
             503,
             "database_unavailable",
             "the database is unavailable; retry shortly",
             {"Retry-After": "1"},
         )
-
-    @app.exception_handler(DeviceAuthError)
-    async def _device(request: Request, exc: DeviceAuthError) -> JSONResponse:
-        log.info("device request rejected path=%s detail=%s", request.url.path, exc.detail)
+    if isinstance(exc, DeviceAuthError):
+        log.info("device request rejected path=%s detail=%s", path, exc.detail)
         return error_response(401, "device_auth_failed", "device request rejected")
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, "invalid_request", _describe_validation(exc))
+
+    @app.exception_handler(RequestError)
+    @app.exception_handler(NotFoundError)
+    @app.exception_handler(ObjectError)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(DeviceAuthError)
+    async def _expected(request: Request, exc: Exception) -> JSONResponse:
+        response = error_for(exc, request.url.path)
+        if response is None:  # only the classes above reach this handler
+            raise exc
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

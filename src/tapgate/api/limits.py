@@ -25,7 +25,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _reject(send, self.limit)
+            await reject_too_large(send, self.limit)
             return
         received = 0
         started = False
@@ -49,10 +49,10 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _reject(send, self.limit)
+                await reject_too_large(send, self.limit)
 
 
-async def _reject(send: Send, limit: int) -> None:
+async def reject_too_large(send: Send, limit: int) -> None:
     body: dict[str, Any] = {"error": "too_large", "message": f"request body exceeds {limit} bytes"}
     payload = json.dumps(body).encode()
     await send(

@@ -77,26 +77,30 @@ async def require_csrf(request: Request) -> None:
         raise CsrfRejected()
 
 
+def security_headers(*, https: bool) -> list[tuple[bytes, bytes]]:
+    """Return the content security policy and related headers, encoded for ASGI."""
+    headers = {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+    if https:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+
+
 class SecurityHeaders:
     """Add the content security policy and related headers to every response that lacks them."""
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
-        headers = {
-            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "X-Frame-Options": "DENY",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-            "Cross-Origin-Opener-Policy": "same-origin",
-            "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-        }
-        if https:
-            headers["Strict-Transport-Security"] = "max-age=31536000"
         # Encoded once here, because this runs on every response.
-        self.raw_headers = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in headers.items()
-        ]
+        self.raw_headers = security_headers(https=https)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

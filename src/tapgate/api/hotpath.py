@@ -1,0 +1,209 @@
+"""The three requests of every push login, served in front of FastAPI's routing.
+
+A push login is `POST /api/v1/auth`, `GET /api/v1/auth/{id}?wait=` and the device's
+`POST /device/v1/answer`. Through FastAPI each of them paid for route matching over every page,
+dependency solving and six middleware wrappers, which was about a third of the server's CPU per
+login in the benchmark (docs/benchmarks.md). This middleware serves those requests itself when
+they are well formed. It calls the same functions as the FastAPI routes and maps errors
+through the same `error_for`, so a request gets the same response either way. A request it
+does not take at once (a body that fails validation, an unusual query string, another content
+type) goes on to FastAPI unchanged with its body replayed, so FastAPI's validation messages stay
+the only ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tapgate import jsondepth
+from tapgate.api.auth_routes import (
+    MAX_WAIT_SECONDS,
+    AuthStart,
+    application_for_header,
+    start_login_response,
+    status_response,
+)
+from tapgate.api.device_routes import answer_response
+from tapgate.api.errors import error_for
+from tapgate.api.limits import MAX_BODY_BYTES, reject_too_large
+from tapgate.runtime import Runtime
+from tapgate.web.security import security_headers
+
+AUTH_PATH = "/api/v1/auth"
+_STATUS_PREFIX = AUTH_PATH + "/"
+ANSWER_PATH = "/device/v1/answer"
+# The same rule as the FastAPI route's path parameter, anchored at both ends.
+_TRANSACTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The one query string the login's status request sends. FastAPI parses any other.
+_WAIT_QUERY = re.compile(rb"wait=([0-9]{1,3}(?:\.[0-9]{1,6})?)")
+
+
+class HotPaths:
+    """ASGI middleware that serves the push login's requests and passes on every other one."""
+
+    def __init__(self, app: ASGIApp, *, runtime: Runtime, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.limit = limit
+        self.extra_headers = security_headers(
+            https=runtime.settings.public_url.startswith("https://")
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A mount prefix (root_path) changes what FastAPI matches, so FastAPI serves those requests.
+        if scope["type"] == "http" and not scope.get("root_path"):
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and path == AUTH_PATH:
+                await self._start(scope, receive, send)
+                return
+            if method == "GET" and path.startswith(_STATUS_PREFIX):
+                await self._status(scope, receive, send)
+                return
+            if method == "POST" and path == ANSWER_PATH:
+                await self._answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _start(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = await self._read_body(scope, receive, send)
+        if raw is None:
+            return
+        try:
+            application = await application_for_header(
+                self.runtime, _header(scope, b"authorization")
+            )
+            body = _auth_start(_header(scope, b"content-type"), raw)
+            if body is not None:
+                response = await start_login_response(
+                    self.runtime, application, body, _header(scope, b"accept-language")
+                )
+        except Exception as exc:
+            await self._send(send, _expected(exc, scope))
+            return
+        if body is None:
+            await self.app(scope, _replay(raw, receive), send)
+            return
+        await self._send(send, response)
+
+    async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transaction_id = scope["path"][len(_STATUS_PREFIX) :]
+        wait = _wait_seconds(scope["query_string"])
+        if wait is None or not _TRANSACTION_ID.fullmatch(transaction_id):
+            await self.app(scope, receive, send)
+            return
+        try:
+            application = await application_for_header(
+                self.runtime, _header(scope, b"authorization")
+            )
+            response = await status_response(self.runtime, application, transaction_id, wait)
+        except Exception as exc:
+            response = _expected(exc, scope)
+        await self._send(send, response)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = await self._read_body(scope, receive, send)
+        if raw is None:
+            return
+        try:
+            response = await answer_response(self.runtime, raw)
+        except Exception as exc:
+            response = _expected(exc, scope)
+        await self._send(send, response)
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """Return the whole body, or None once a 413 is sent or the client has gone."""
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await reject_too_large(send, self.limit)
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await reject_too_large(send, self.limit)
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _send(self, send: Send, response: JSONResponse) -> None:
+        # The response is built here, not by another middleware, so none of the security
+        # headers can be present already.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers + self.extra_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _expected(exc: Exception, scope: Scope) -> JSONResponse:
+    response = error_for(exc, scope["path"])
+    if response is None:
+        # Not an expected error: ServerErrorMiddleware logs it and returns 500, as for any route.
+        raise exc
+    return response
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """Return the first value of header `name` (lower case), as Starlette's `Headers.get` does."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+def _auth_start(content_type: str | None, raw: bytes) -> AuthStart | None:
+    """Return the login's body, or None when it is invalid and FastAPI should reject it."""
+    # FastAPI parses the body as JSON only without a content type or with a JSON one.
+    if content_type is not None:
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            return None
+    try:
+        value = jsondepth.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    try:
+        return AuthStart.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _wait_seconds(query: bytes) -> float | None:
+    """Return the `wait` of a status request, or None when FastAPI should parse the query."""
+    if not query:
+        return 0.0
+    match = _WAIT_QUERY.fullmatch(query)
+    if match is None:
+        return None
+    seconds = float(match.group(1))
+    return seconds if seconds <= MAX_WAIT_SECONDS else None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Return a `receive` that hands FastAPI the body already read, then the client's events."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
