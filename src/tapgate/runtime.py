@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from tapgate.api.clients import TokenCache
 from tapgate.clock import Clock, SystemClock
 from tapgate.delivery.direct import DirectHub
 from tapgate.devices.requests import prune_nonces
@@ -35,6 +36,7 @@ class Runtime:
     bus: EventBus
     hub: DirectHub
     login: LoginService
+    tokens: TokenCache = field(default_factory=TokenCache)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Set when the server begins to shut down, so held requests return instead of being
     # cancelled when the graceful-shutdown timeout runs out.

@@ -88,8 +88,9 @@ async def application_for_header(rt: Runtime, header: str | None) -> str:
         raise RequestError(
             "missing bearer token; get one from POST /oauth/token", "invalid_token", 401
         )
-    async with rt.database.read_rows() as rows:
-        application = await application_for_token(rows, rt.keyring, token.strip(), rt.clock.now())
+    application = await application_for_token(
+        rt.database, rt.keyring, rt.tokens, token.strip(), rt.clock.now()
+    )
     if application is None:
         raise RequestError(
             "bearer token is invalid or expired; request a new one", "invalid_token", 401

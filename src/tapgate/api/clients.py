@@ -16,14 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tapgate.audit import record_audit
 from tapgate.errors import NotFoundError
 from tapgate.keys import KeyRing
+from tapgate.store.database import Database
 from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow
-from tapgate.store.prepared import Prepared, Statements
+from tapgate.store.prepared import Prepared
 from tapgate.store.tables import ACCESS_TOKENS
 
 TOKEN_LIFETIME = timedelta(hours=1)
 # Built once, because every Auth API request runs it.
 _TOKEN_APPLICATION = Prepared(
-    select(ACCESS_TOKENS.c.application).where(
+    select(ACCESS_TOKENS.c.application, ACCESS_TOKENS.c.expires_at).where(
         ACCESS_TOKENS.c.token_hash == bindparam("token_hash"),
         ACCESS_TOKENS.c.expires_at > bindparam("now"),
     )
@@ -91,9 +92,56 @@ async def issue_token(
     return token, int(TOKEN_LIFETIME.total_seconds())
 
 
+class TokenCache:
+    """Access tokens already found valid, kept while no other database connection commits.
+
+    Tokens are issued, revoked and deleted only through sessions and by other processes, and
+    every such commit moves the database's change stamp (`Database.change_stamp`). The cache
+    empties itself when the stamp moves, so a revoked token is never served from it. Keys are
+    the tokens' keyed hashes, as in the database. On PostgreSQL there is no stamp and nothing
+    is kept.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._stamp: int | None = None
+        self._entries: dict[str, tuple[str, datetime]] = {}
+
+    def get(self, stamp: int | None, token_hash: str, now: datetime) -> str | None:
+        if stamp is None or stamp != self._stamp:
+            self._entries.clear()
+            self._stamp = stamp
+            return None
+        entry = self._entries.get(token_hash)
+        if entry is None or now >= entry[1]:
+            return None
+        return entry[0]
+
+    def put(
+        self, stamp: int | None, token_hash: str, application: str, expires_at: datetime
+    ) -> None:
+        if stamp is None or stamp != self._stamp:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[token_hash] = (application, expires_at)
+
+
 async def application_for_token(
-    rows: Statements, keyring: KeyRing, token: str, now: datetime
+    database: Database, keyring: KeyRing, cache: TokenCache, token: str, now: datetime
 ) -> str | None:
-    parameters = {"token_hash": keyring.hash_token(token), "now": now}
-    application: str | None = await rows.scalar(_TOKEN_APPLICATION, parameters)
-    return application
+    """Return the application of a valid, unexpired access token, else None."""
+    token_hash = keyring.hash_token(token)
+    # Taken before the read, so a commit during the read moves the stamp past this entry.
+    stamp = database.change_stamp()
+    application = cache.get(stamp, token_hash, now)
+    if application is not None:
+        return application
+    async with database.read_rows() as rows:
+        row = await rows.first(_TOKEN_APPLICATION, {"token_hash": token_hash, "now": now})
+    if row is None:
+        return None
+    cache.put(stamp, token_hash, row.application, row.expires_at)
+    found: str = row.application
+    return found

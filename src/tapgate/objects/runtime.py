@@ -90,18 +90,27 @@ class ObjectCache:
         self._clock = clock
         self._snapshot: Snapshot | None = None
         self._lock = asyncio.Lock()
+        # The database's change stamp when the version was last read (see Database.change_stamp).
+        self._checked_at_stamp: int | None = None
 
     async def current(self) -> Snapshot:
         """Return the objects in force, reloading them if another change was committed."""
+        # Objects change only through sessions and other processes, which move the stamp, so
+        # an unchanged stamp spares a login the version read.
+        stamp = self._database.change_stamp()
+        if stamp is not None and self._snapshot is not None and stamp == self._checked_at_stamp:
+            return self._snapshot
         async with self._database.read_rows() as rows:
             version = await rows.scalar(_VERSION) or 0
         if self._snapshot is not None and self._snapshot.version == version:
+            self._checked_at_stamp = stamp
             return self._snapshot
         async with self._lock:
             if self._snapshot is not None and self._snapshot.version == version:
                 return self._snapshot
             old = self._snapshot
             self._snapshot = await self._load(version)
+            self._checked_at_stamp = stamp
             log.info(
                 "objects loaded version=%s auth_profiles=%s",
                 version,

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tapgate.errors import ConfigError
+from tapgate.store.group_commit import GroupCommit
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
 from tapgate.store.prepared import Statements, psycopg_statements, sqlite_statements
 
@@ -139,7 +140,7 @@ class Database:
         # SQLite only: one writer at a time in this process, whether it writes through a
         # session or through `write_rows()`, which use different connections.
         self._write_gate = asyncio.Lock()
-        self._sqlite_writer: sqlite3.Connection | None = None
+        self._group = GroupCommit(self._sqlite_connect, self.write_engine.dialect, self._write_gate)
         self._sqlite_readers: list[sqlite3.Connection] = []
 
     @property
@@ -153,8 +154,12 @@ class Database:
             async with self._writer() as session, session.begin():
                 yield session
             return
-        async with self._write_gate, self._writer() as session, session.begin():
-            yield session
+        async with self._write_gate:
+            # The session uses another connection, which cannot write while the batch of
+            # `write_rows()` holds SQLite's write lock.
+            self._group.flush()
+            async with self._writer() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -165,17 +170,16 @@ class Database:
     async def write_rows(self) -> AsyncIterator[Statements]:
         """Open a write transaction for `Prepared` statements; commit on success.
 
-        The login path uses this instead of `write()`: see tapgate.store.prepared for why.
+        The login path uses this instead of `write()`: see tapgate.store.prepared for why. On
+        SQLite the transaction is a savepoint in a commit shared with the other blocks of this
+        turn of the event loop (tapgate.store.group_commit); it has committed when this returns.
         """
         if self.url.sqlite_path is None:
             async with self._postgresql_statements(self.write_engine) as statements:
                 yield statements
             return
-        async with self._write_gate:
-            if self._sqlite_writer is None:
-                self._sqlite_writer = self._sqlite_connect()
-            async with self._sqlite_transaction(self._sqlite_writer, "BEGIN IMMEDIATE") as rows:
-                yield rows
+        async with self._group.block() as rows:
+            yield rows
 
     @asynccontextmanager
     async def read_rows(self) -> AsyncIterator[Statements]:
@@ -197,6 +201,25 @@ class Database:
             self._sqlite_readers.append(connection)
         else:
             connection.close()
+
+    def change_stamp(self) -> int | None:
+        """Return a number that changes whenever another connection commits, or None.
+
+        This is SQLite's `data_version` on the `write_rows()` connection. Commits by any other
+        connection change it, in this process (sessions, readers) or another (the CLI), but
+        the commits of `write_rows()` itself do not. A cache of rows that only sessions or other
+        processes write, such as the objects or the access tokens, is therefore current while
+        the number stays the same. PostgreSQL has no such number, so there it is None and
+        callers read again.
+        """
+        if self.url.sqlite_path is None:
+            return None
+        try:
+            row = self._group.connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("reading data_version failed error=%s", exc)
+            return None
+        return int(row[0])
 
     def _sqlite_connect(self) -> sqlite3.Connection:
         assert self.url.sqlite_path is not None
@@ -252,9 +275,7 @@ class Database:
         for connection in self._sqlite_readers:
             connection.close()
         self._sqlite_readers.clear()
-        if self._sqlite_writer is not None:
-            self._sqlite_writer.close()
-            self._sqlite_writer = None
+        self._group.close()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
