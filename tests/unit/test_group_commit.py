@@ -1,0 +1,325 @@
+"""Shared SQLite commits of `write_rows()`, the change stamp, and the access-token cache."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tapgate.api.clients import TokenCache, application_for_token
+from tapgate.keys import KeyRing
+from tapgate.store.database import Database
+from tapgate.store.migrate import upgrade
+from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow
+from tapgate.store.prepared import Prepared
+from tapgate.store.tables import TRANSACTIONS
+
+_NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+_ADD = Prepared(
+    insert(TRANSACTIONS),
+    ("id", "application", "username", "status", "verification", "nonce", "context")
+    + ("created_at", "expires_at"),
+)
+_IDS = Prepared(select(TRANSACTIONS.c.id).order_by(TRANSACTIONS.c.id))
+_ONE = Prepared(select(TRANSACTIONS.c.id).where(TRANSACTIONS.c.id == bindparam("id")))
+
+
+def _values(transaction_id: str) -> dict[str, object]:
+    return {
+        "id": transaction_id,
+        "application": "vpn",
+        "username": "İsmail Şahin",
+        "status": "pending",
+        "verification": "tap",
+        "nonce": "n",
+        "context": {"location": "Muğla"},
+        "created_at": _NOW,
+        "expires_at": _NOW + timedelta(seconds=30),
+    }
+
+
+def _sqlite_path(db_url: str) -> str:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite only: PostgreSQL commits each block on its own")
+    return db_url.removeprefix("sqlite:///")
+
+
+def _committed_ids(path: str) -> list[str]:
+    """Read through a separate connection, which reads only committed rows."""
+    with sqlite3.connect(path) as connection:
+        return [row[0] for row in connection.execute("SELECT id FROM transactions ORDER BY id")]
+
+
+def test_blocks_of_one_turn_share_a_commit(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+    commits: list[int] = []
+
+    async def write(database: Database, transaction_id: str) -> list[str]:
+        async with database.write_rows() as rows:
+            await rows.run(_ADD, _values(transaction_id))
+        # Once the block has returned, its row is visible to every other connection.
+        return _committed_ids(path)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+            connection = database._group.connection
+            connection.set_trace_callback(
+                lambda sql: commits.append(1) if sql == "COMMIT" else None
+            )
+            seen = await asyncio.gather(*(write(database, f"tx-{n}") for n in range(5)))
+            for visible in seen:
+                assert visible == [f"tx-{n}" for n in range(5)]
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+    assert len(commits) == 1
+
+
+def test_failed_block_undoes_only_its_own_rows(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def good(database: Database, transaction_id: str) -> None:
+        async with database.write_rows() as rows:
+            await rows.run(_ADD, _values(transaction_id))
+
+    async def duplicate(database: Database) -> None:
+        async with database.write_rows() as rows:
+            await rows.run(_ADD, _values("tx-own"))
+            await rows.run(_ADD, _values("tx-a"))
+
+    async def scenario() -> list[BaseException | None]:
+        database = Database(db_url)
+        try:
+            return await asyncio.gather(
+                good(database, "tx-a"),
+                duplicate(database),
+                good(database, "tx-b"),
+                return_exceptions=True,
+            )
+        finally:
+            await database.close()
+
+    results = asyncio.run(scenario())
+    assert results[0] is None
+    assert isinstance(results[1], IntegrityError)
+    assert results[2] is None
+    assert _committed_ids(path) == ["tx-a", "tx-b"]
+
+
+def test_failed_commit_fails_every_block(db_url: str) -> None:
+    _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def write(database: Database, transaction_id: str) -> None:
+        async with database.write_rows() as rows:
+            await rows.run(_ADD, _values(transaction_id))
+
+    async def scenario() -> list[BaseException | None]:
+        database = Database(db_url)
+        real = database._group.connection
+        try:
+            # A connection whose COMMIT fails as a full disk would make it fail.
+            database._group._connection = _FailingCommit(real)  # type: ignore[assignment]
+            results = await asyncio.gather(
+                write(database, "tx-1"), write(database, "tx-2"), return_exceptions=True
+            )
+            database._group._connection = real
+            async with database.read_rows() as rows:
+                left = await rows.scalars(_IDS)
+            assert left == []
+            # The connection works again for the next batch.
+            await write(database, "tx-3")
+            async with database.read_rows() as rows:
+                assert await rows.scalars(_IDS) == ["tx-3"]
+            return results
+        finally:
+            database._group._connection = real
+            await database.close()
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(result, OperationalError) for result in results)
+
+
+class _FailingCommit:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def commit(self) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._connection, name)
+
+
+def test_cancelled_writer_still_commits(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+
+            async def write() -> None:
+                async with database.write_rows() as rows:
+                    await rows.run(_ADD, _values("tx-c"))
+
+            task = asyncio.create_task(write())
+            # Let the block run and wait for its commit, then cancel the waiting task.
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(0)
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+    assert _committed_ids(path) == ["tx-c"]
+
+
+def test_session_writer_commits_the_open_batch_first(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+
+            async def prepared_write() -> None:
+                async with database.write_rows() as rows:
+                    await rows.run(_ADD, _values("tx-p"))
+
+            async def session_write() -> None:
+                async with database.write() as session:
+                    session.add(ApplicationRow(name="vpn", kind="api", methods=[]))
+
+            await asyncio.gather(prepared_write(), session_write())
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+    assert _committed_ids(path) == ["tx-p"]
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT name FROM applications").fetchall() == [("vpn",)]
+
+
+def test_write_lock_held_elsewhere_raises_operational_error(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+    from tapgate.store import database as database_module
+
+    monkeypatch.setattr(database_module, "_BUSY_TIMEOUT_MS", 100)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+            with pytest.raises(OperationalError, match="locked"):
+                async with database.write_rows() as rows:
+                    await rows.run(_ADD, _values("tx-l"))
+            holder.execute("ROLLBACK")
+            async with database.write_rows() as rows:
+                await rows.run(_ADD, _values("tx-m"))
+            async with database.read_rows() as rows:
+                assert await rows.first(_ONE, {"id": "tx-m"}) is not None
+        finally:
+            await database.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_change_stamp_moves_only_for_other_connections(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+            first = database.change_stamp()
+            async with database.write_rows() as rows:
+                await rows.run(_ADD, _values("tx-own"))
+            assert database.change_stamp() == first
+            async with database.write() as session:
+                session.add(ApplicationRow(name="portal", kind="api", methods=[]))
+            after_session = database.change_stamp()
+            assert after_session != first
+            with sqlite3.connect(path) as other:
+                other.execute("UPDATE applications SET kind = 'radius' WHERE name = 'portal'")
+            assert database.change_stamp() != after_session
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_token_cache_forgets_a_deleted_token(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+    keyring = KeyRing(b"k" * 32)
+    token = "erişim-jetonu-ş"
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        cache = TokenCache()
+        try:
+            async with database.write() as session:
+                session.add(ApplicationRow(name="portal", kind="api", methods=[]))
+                session.add(
+                    ApiClientRow(
+                        client_id="tg_ayse",
+                        secret_hash="x",
+                        application="portal",
+                        created_at=_NOW,
+                    )
+                )
+                session.add(
+                    AccessTokenRow(
+                        token_hash=keyring.hash_token(token),
+                        client_id="tg_ayse",
+                        application="portal",
+                        expires_at=_NOW + timedelta(hours=1),
+                    )
+                )
+            found = await application_for_token(database, keyring, cache, token, _NOW)
+            assert found == "portal"
+            reads = 0
+            real_read_rows = database.read_rows
+
+            def counting_read_rows() -> Any:
+                nonlocal reads
+                reads += 1
+                return real_read_rows()
+
+            database.read_rows = counting_read_rows  # type: ignore[method-assign]
+            # Served from the cache, without a read.
+            assert await application_for_token(database, keyring, cache, token, _NOW) == "portal"
+            assert reads == 0
+            # Past the token's expiry the cache does not serve it.
+            late = _NOW + timedelta(hours=2)
+            assert await application_for_token(database, keyring, cache, token, late) is None
+            # Another process deletes the token, and the next request finds it gone.
+            with sqlite3.connect(path) as other:
+                other.execute("DELETE FROM access_tokens")
+            assert await application_for_token(database, keyring, cache, token, _NOW) is None
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
