@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from tapgate.api.limits import MAX_BODY_BYTES, BodyTooLarge
 from tapgate.errors import DeviceAuthError, NotFoundError, ObjectError, RequestError
 
 log = logging.getLogger(__name__)
@@ -80,9 +82,18 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc
         return response
 
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client went away while sending its body; no response can reach it.
+        log.info("client disconnected during the request body path=%s", request.url.path)
+        return error_response(400, "invalid_request", "the client disconnected")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # 400 comes from FastAPI when a body it parses for a model is not JSON or not UTF-8.
+        # FastAPI returns 400 when it cannot parse a body for a model. That includes a body sent
+        # without Content-Length that BodyLimit stopped, which gets the limit's 413 instead.
+        if exc.status_code == 400 and isinstance(exc.__cause__, BodyTooLarge):
+            return error_response(413, "too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
         codes = {
             400: "invalid_request",
             401: "unauthorized",

@@ -14,6 +14,7 @@ the only ones.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -58,25 +59,38 @@ class HotPaths:
         if scope["type"] == "http" and not scope.get("root_path"):
             method, path = scope["method"], scope["path"]
             if method == "POST" and path == AUTH_PATH:
-                await self._start(scope, receive, send)
+                handler = self._start
+            elif method == "GET" and path.startswith(_STATUS_PREFIX):
+                handler = self._status
+            elif method == "POST" and path == ANSWER_PATH:
+                handler = self._answer
+            else:
+                await self.app(scope, receive, send)
                 return
-            if method == "GET" and path.startswith(_STATUS_PREFIX):
-                await self._status(scope, receive, send)
+            # The same check as BodyLimit's, on any method: the last Content-Length header.
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+                await reject_too_large(send, self.limit)
                 return
-            if method == "POST" and path == ANSWER_PATH:
-                await self._answer(scope, receive, send)
-                return
+            await handler(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
     async def _start(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await self._read_body(scope, receive, send)
+        raw = await self._read_body(receive, send)
         if raw is None:
+            return
+        # FastAPI reads the body before it checks the bearer token, so a body that is not JSON
+        # goes to FastAPI first, and one that fails validation only after the token check.
+        document = _json_document(_header(scope, b"content-type"), raw)
+        if document is None:
+            await self.app(scope, _replay(raw, receive), send)
             return
         try:
             application = await application_for_header(
                 self.runtime, _header(scope, b"authorization")
             )
-            body = _auth_start(_header(scope, b"content-type"), raw)
+            body = _auth_start(document)
             if body is not None:
                 response = await start_login_response(
                     self.runtime, application, body, _header(scope, b"accept-language")
@@ -105,7 +119,7 @@ class HotPaths:
         await self._send(send, response)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await self._read_body(scope, receive, send)
+        raw = await self._read_body(receive, send)
         if raw is None:
             return
         try:
@@ -114,12 +128,8 @@ class HotPaths:
             response = _expected(exc, scope)
         await self._send(send, response)
 
-    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
         """Return the whole body, or None once a 413 is sent or the client has gone."""
-        declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await reject_too_large(send, self.limit)
-            return None
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -165,21 +175,24 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _auth_start(content_type: str | None, raw: bytes) -> AuthStart | None:
-    """Return the login's body, or None when it is invalid and FastAPI should reject it."""
-    # FastAPI parses the body as JSON only without a content type or with a JSON one.
-    if content_type is not None:
-        media_type = content_type.partition(";")[0].strip().lower()
-        if media_type != "application/json":
-            return None
+def _json_document(content_type: str | None, raw: bytes) -> dict[str, Any] | None:
+    """Return the body's JSON object, or None when FastAPI should judge the body."""
+    # Only a JSON content type: without one, FastAPI versions differ (recent ones reject it).
+    if content_type is None:
+        return None
+    if content_type.partition(";")[0].strip().lower() != "application/json":
+        return None
     try:
         value = jsondepth.loads(raw)
     except ValueError:
         return None
-    if not isinstance(value, dict):
-        return None
+    return value if isinstance(value, dict) else None
+
+
+def _auth_start(document: dict[str, Any]) -> AuthStart | None:
+    """Return the login's body, or None when it is invalid and FastAPI should reject it."""
     try:
-        return AuthStart.model_validate(value)
+        return AuthStart.model_validate(document)
     except ValidationError:
         return None
 

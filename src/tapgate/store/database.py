@@ -223,7 +223,10 @@ class Database:
 
     def _sqlite_connect(self) -> sqlite3.Connection:
         assert self.url.sqlite_path is not None
-        connection = sqlite3.connect(str(self.url.sqlite_path), check_same_thread=False)
+        try:
+            connection = sqlite3.connect(str(self.url.sqlite_path), check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance("connect", None, exc, sqlite3.Error) from exc
         try:
             _sqlite_pragmas(connection)
         except sqlite3.Error as exc:
