@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tapgate.crypto.signing import (
     BadSignature,
@@ -273,3 +275,31 @@ def test_canonical_utf8_bytes() -> None:
 
 def test_canonical_matches_rfc8785() -> None:
     assert canonical(MESSAGE) == rfc8785.dumps(MESSAGE)
+
+
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.text()
+    | st.sampled_from(["İstanbul", "ışık\u2028", "\x00\x1f\x7f", '"\\/', "\ud800"])
+)
+_JSON_DOCUMENTS = st.recursive(
+    _JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _JSON_DOCUMENTS, max_size=6))
+def test_canonical_fast_path_matches_rfc8785(document: dict[str, Any]) -> None:
+    try:
+        expected = bytes(rfc8785.dumps(document))
+    except rfc8785.CanonicalizationError as exc:
+        with pytest.raises(type(exc)):
+            canonical(document)
+        return
+    assert canonical(document) == expected
