@@ -38,9 +38,6 @@ class Runtime:
     login: LoginService
     tokens: TokenCache = field(default_factory=TokenCache)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # Set when the server begins to shut down, so held requests return instead of being
-    # cancelled when the graceful-shutdown timeout runs out.
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

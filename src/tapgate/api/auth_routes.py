@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import ipaddress
 import logging
 from typing import Annotated, Any
@@ -178,30 +176,6 @@ async def _owned_status(rt: Runtime, application: str, transaction_id: str) -> L
 TransactionId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-async def _wait_unless_stopping(
-    rt: Runtime, transaction_id: str, wait: float, application: str
-) -> LoginStatus:
-    """Wait for the status as `wait_for_status` does, but return the status as it is when the
-    server begins to shut down, so the application can ask again elsewhere."""
-    # One read checks the owner and starts the wait.
-    waiting = asyncio.ensure_future(
-        rt.login.wait_for_status(transaction_id, wait, application=application)
-    )
-    stopping = asyncio.ensure_future(rt.stopping.wait())
-    try:
-        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not waiting.done():
-            waiting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiting
-    if not waiting.cancelled():
-        return waiting.result()
-    log.info("status wait ended by shutdown transaction=%s", transaction_id)
-    return await rt.login.wait_for_status(transaction_id, 0, application=application)
-
-
 @router.get("/api/v1/auth/{transaction_id}", tags=["auth"])
 async def auth_status(
     transaction_id: TransactionId,
@@ -217,7 +191,9 @@ async def status_response(
     rt: Runtime, application: str, transaction_id: str, wait: float
 ) -> JSONResponse:
     if wait:
-        status = await _wait_unless_stopping(rt, transaction_id, wait, application)
+        status = await rt.login.wait_for_status(
+            transaction_id, wait, application=application, end_on_shutdown=True
+        )
     else:
         status = await _owned_status(rt, application, transaction_id)
     return JSONResponse(status_body(status))

@@ -91,7 +91,9 @@ async def _serve(settings: object) -> None:
         # Device streams never end by themselves; ending them lets uvicorn's graceful shutdown
         # finish instead of cancelling them after its timeout.
         runtime.hub.close_all()
-        runtime.stopping.set()
+        # Held status requests return now instead of being cancelled when the graceful
+        # shutdown's timeout runs out.
+        runtime.bus.close()
         server.should_exit = True
 
     for signum in (signal.SIGTERM, signal.SIGINT):

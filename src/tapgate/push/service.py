@@ -7,7 +7,6 @@ Front doors call `start_login`, then `wait_for_status`; devices' answers arrive 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -455,23 +454,30 @@ class LoginService:
         )
 
     async def wait_for_status(
-        self, transaction_id: str, timeout: float, *, application: str | None = None
+        self,
+        transaction_id: str,
+        timeout: float,
+        *,
+        application: str | None = None,
+        end_on_shutdown: bool = False,
     ) -> LoginStatus:
         """Return the status once it is final or `timeout` seconds pass.
 
         With `application`, raise NotFoundError unless the transaction belongs to it, checked on
-        the first read, so that a caller needs no read of its own before waiting.
+        the first read, so that a caller needs no read of its own before waiting. With
+        `end_on_shutdown`, return the current status as soon as the server begins to shut down,
+        so an application holding the request can ask again elsewhere.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
-        event = self.bus.subscribe(transaction_id)
+        wakeup = self.bus.subscribe(transaction_id)
         status: LoginStatus | None = None
         outage = False
         try:
             while True:
                 # Clear before reading: a wake-up that arrives while the row is being read
                 # must survive to the wait below, or the waiter sleeps until its re-check.
-                event.clear()
+                wakeup.clear()
                 try:
                     status = await self.get_status(transaction_id)
                 except (OperationalError, InterfaceError) as exc:
@@ -492,10 +498,12 @@ class LoginService:
                 remaining = deadline - loop.time()
                 if status.final or remaining <= 0:
                     return status
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(remaining, RECHECK_SECONDS))
+                if end_on_shutdown and self.bus.closed:
+                    log.info("status wait ended by shutdown transaction=%s", transaction_id)
+                    return status
+                await wakeup.wait(min(remaining, RECHECK_SECONDS))
         finally:
-            self.bus.unsubscribe(transaction_id, event)
+            self.bus.unsubscribe(transaction_id, wakeup)
 
     async def expire(self, transaction_id: str) -> bool:
         """Mark one overdue pending transaction expired; return whether this call did it."""
