@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import (
 from tapgate.errors import ConfigError
 from tapgate.store.group_commit import GroupCommit
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
-from tapgate.store.prepared import Statements, psycopg_statements, sqlite_statements
+from tapgate.store.prepared import Statements, psycopg_statements
+from tapgate.store.sqlite_rows import SqliteReaders
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,9 @@ class Database:
         # session or through `write_rows()`, which use different connections.
         self._write_gate = asyncio.Lock()
         self._group = GroupCommit(self._sqlite_connect, self.write_engine.dialect, self._write_gate)
-        self._sqlite_readers: list[sqlite3.Connection] = []
+        self._readers = SqliteReaders(
+            self._sqlite_connect, self.write_engine.dialect, _SPARE_READERS
+        )
 
     @property
     def backend(self) -> str:
@@ -166,8 +169,7 @@ class Database:
         async with self._reader() as session, session.begin():
             yield session
 
-    @asynccontextmanager
-    async def write_rows(self) -> AsyncIterator[Statements]:
+    def write_rows(self) -> AbstractAsyncContextManager[Statements]:
         """Open a write transaction for `Prepared` statements; commit on success.
 
         The login path uses this instead of `write()`: see tapgate.store.prepared for why. On
@@ -175,32 +177,14 @@ class Database:
         turn of the event loop (tapgate.store.group_commit); it has committed when this returns.
         """
         if self.url.sqlite_path is None:
-            async with self._postgresql_statements(self.write_engine) as statements:
-                yield statements
-            return
-        async with self._group.block() as rows:
-            yield rows
+            return self._postgresql_statements(self.write_engine)
+        return self._group.block()
 
-    @asynccontextmanager
-    async def read_rows(self) -> AsyncIterator[Statements]:
+    def read_rows(self) -> AbstractAsyncContextManager[Statements]:
         """Open a read transaction for `Prepared` statements."""
         if self.url.sqlite_path is None:
-            async with self._postgresql_statements(self.read_engine) as statements:
-                yield statements
-            return
-        # WAL readers never wait, so a few connections serve every reader; one is taken per
-        # transaction because a caller may await other work inside it.
-        connection = self._sqlite_readers.pop() if self._sqlite_readers else self._sqlite_connect()
-        try:
-            async with self._sqlite_transaction(connection, "BEGIN") as rows:
-                yield rows
-        except BaseException:
-            connection.close()
-            raise
-        if len(self._sqlite_readers) < _SPARE_READERS:
-            self._sqlite_readers.append(connection)
-        else:
-            connection.close()
+            return self._postgresql_statements(self.read_engine)
+        return self._readers.transaction()
 
     def change_stamp(self) -> int | None:
         """Return a number that changes whenever another connection commits, or None.
@@ -235,25 +219,6 @@ class Database:
         return connection
 
     @asynccontextmanager
-    async def _sqlite_transaction(
-        self, connection: sqlite3.Connection, begin: str
-    ) -> AsyncIterator[Statements]:
-        try:
-            connection.execute(begin)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(begin, None, exc, sqlite3.Error) from exc
-        try:
-            yield sqlite_statements(self.write_engine.dialect, connection)
-        except BaseException:
-            connection.rollback()
-            raise
-        try:
-            connection.commit()
-        except sqlite3.Error as exc:
-            connection.rollback()
-            raise DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
-
-    @asynccontextmanager
     async def _postgresql_statements(self, engine: AsyncEngine) -> AsyncIterator[Statements]:
         async with engine.connect() as connection:
             pooled = await connection.get_raw_connection()
@@ -275,9 +240,7 @@ class Database:
             return result.scalar_one_or_none()
 
     async def close(self) -> None:
-        for connection in self._sqlite_readers:
-            connection.close()
-        self._sqlite_readers.clear()
+        self._readers.close()
         self._group.close()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:

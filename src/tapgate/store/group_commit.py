@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -56,35 +56,22 @@ class GroupCommit:
     ) -> None:
         self._connect = connect
         self._dialect = dialect
-        self._gate = gate
+        self.gate = gate
         self._connection: sqlite3.Connection | None = None
+        self.statements: Statements | None = None
         self._batch: _Batch | None = None
 
     @property
     def connection(self) -> sqlite3.Connection:
         if self._connection is None:
             self._connection = self._connect()
+            self.statements = sqlite_statements(self._dialect, self._connection)
         return self._connection
 
-    @asynccontextmanager
-    async def block(self) -> AsyncIterator[Statements]:
-        """Run the caller's statements in the open batch; return once they are committed."""
-        async with self._gate:
-            connection = self.connection
-            batch = self._batch if self._batch is not None else self._begin(connection)
-            self._run(connection, batch, _SAVEPOINT)
-            try:
-                yield sqlite_statements(self._dialect, connection)
-            except BaseException:
-                self._run(connection, batch, _ROLLBACK_TO)
-                self._run(connection, batch, _RELEASE)
-                self._commit_if_due(batch)
-                raise
-            self._run(connection, batch, _RELEASE)
-            waiter = asyncio.get_running_loop().create_future()
-            batch.waiters.append(waiter)
-            self._commit_if_due(batch)
-        await waiter
+    def block(self) -> Block:
+        """Return one caller's transaction: a savepoint in the open batch, exited once the batch
+        has committed."""
+        return Block(self)
 
     def flush(self) -> None:
         """Commit the open batch now; the caller holds the gate or runs outside every block."""
@@ -109,6 +96,31 @@ class GroupCommit:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    def begin_block(self) -> tuple[_Batch, Statements]:
+        """Open the caller's savepoint in the open batch, or in a new one; the caller holds the
+        gate."""
+        connection = self.connection
+        batch = self._batch if self._batch is not None else self._begin(connection)
+        self._run(connection, batch, _SAVEPOINT)
+        assert self.statements is not None
+        return batch, self.statements
+
+    def end_block(self, batch: _Batch, failed: bool) -> asyncio.Future[None] | None:
+        """Close the caller's savepoint; return the future of its commit, or None after a
+        rollback. The caller holds the gate."""
+        connection = self.connection
+        try:
+            if failed:
+                self._run(connection, batch, _ROLLBACK_TO)
+                self._run(connection, batch, _RELEASE)
+                return None
+            self._run(connection, batch, _RELEASE)
+            waiter = asyncio.get_running_loop().create_future()
+            batch.waiters.append(waiter)
+            return waiter
+        finally:
+            self._commit_if_due(batch)
 
     def _begin(self, connection: sqlite3.Connection) -> _Batch:
         try:
@@ -144,7 +156,7 @@ class GroupCommit:
     def _commit_when_free(self, batch: _Batch) -> None:
         if self._batch is not batch:
             return  # a session writer has flushed it already
-        if self._gate.locked():
+        if self.gate.locked():
             # A block of this batch holds the gate while it awaits something; it commits the
             # batch when it ends.
             batch.due = True
@@ -154,6 +166,42 @@ class GroupCommit:
     def _commit_if_due(self, batch: _Batch) -> None:
         if batch.due and self._batch is batch:
             self.flush()
+
+
+class Block:
+    """One caller's statements in a shared commit, as an async context manager.
+
+    A class rather than an `asynccontextmanager` generator, because a login runs four of these
+    and the generator machinery was a visible share of the login's CPU.
+    """
+
+    __slots__ = ("_group", "_batch")
+
+    def __init__(self, group: GroupCommit) -> None:
+        self._group = group
+
+    async def __aenter__(self) -> Statements:
+        gate = self._group.gate
+        await gate.acquire()
+        try:
+            self._batch, statements = self._group.begin_block()
+        except BaseException:
+            gate.release()
+            raise
+        return statements
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            waiter = self._group.end_block(self._batch, failed=exc_type is not None)
+        finally:
+            self._group.gate.release()
+        if waiter is not None:
+            await waiter
 
 
 def _fail(batch: _Batch, exc: sqlite3.Error, statement: str) -> None:
