@@ -2,9 +2,9 @@
 
 A push login writes four short transactions. Each commit appends every page the transaction
 changed to the WAL. Logins running at the same time change the same pages, the ends of the audit
-table and of its indexes, so one commit each writes those pages again and again. On a copy of the benchmark's database, with the statements of four logins, committing
-each block on its own cost 109 µs of CPU a login; committing the blocks of four logins together
-cost 59 µs (2 cores, SQLite 3.40).
+table and of its indexes, so one commit each writes those pages again and again. On a copy of the benchmark's database, with the statements of four logins, one commit
+per block cost 109 µs of CPU a login. One commit for the blocks of four logins cost 59 µs a login
+(SQLite 3.40, the machine in docs/benchmarks.md).
 
 `GroupCommit.block()` runs each caller's statements inside a SAVEPOINT of one open transaction
 and commits that transaction at the next turn of the event loop, so every block started in the
@@ -171,8 +171,8 @@ class GroupCommit:
 class Block:
     """One caller's statements in a shared commit, as an async context manager.
 
-    A class rather than an `asynccontextmanager` generator, because a login runs four of these
-    and the generator machinery was a visible share of the login's CPU.
+    A class rather than an `asynccontextmanager` generator for the same reason as
+    `sqlite_rows.ReadTransaction`: a login runs four of these.
     """
 
     __slots__ = ("_group", "_batch")

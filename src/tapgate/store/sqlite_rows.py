@@ -2,9 +2,9 @@
 
 WAL readers never wait for the writer, so a few connections serve every reader. One is taken
 per transaction because a caller may await other work inside it. The transaction is a class
-with `__aenter__` and `__aexit__`, not an `asynccontextmanager` generator: a push login opens
-four of them, and in the login benchmark's profile the generator machinery cost about as much
-as the BEGIN and COMMIT themselves.
+with `__aenter__` and `__aexit__`, not an `asynccontextmanager` generator, because a push login
+opens four of them. With this class and `group_commit.Block` in place of generators, a login in
+the benchmark (`tapgate bench --hash none`, K=200) cost 1.08 ms of server CPU instead of 1.17.
 """
 
 from __future__ import annotations
