@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import time
+from typing import Any
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
@@ -18,6 +20,54 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
     @stream.setter
     def stream(self, value: object) -> None:
         pass
+
+
+class _LoopTurnHandler(_StderrHandler):
+    """A stderr handler that writes the lines of one turn of the event loop in one write.
+
+    A server logs five lines a push login, and each took a `write` system call of its own. Lines
+    logged on the event loop's thread wait in a
+    list until the loop's next turn, at most until the callbacks already queued have run. Lines
+    from other threads, and every line once no loop runs, are written at once, after the waiting
+    ones. `logging.shutdown`, which runs at exit, writes whatever still waits.
+    NOTE: a process killed with SIGKILL loses the lines of its last turn.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._waiting.append(line)
+            self.flush()
+            return
+        if not self._waiting:
+            loop.call_soon(self.flush)
+        self._waiting.append(line)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if not self._waiting:
+                return
+            text = "".join(self._waiting)
+            self._waiting.clear()
+            stream: Any = self.stream
+            try:
+                stream.write(text)
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # stderr is closed or gone; there is nowhere left to report it
+        finally:
+            self.release()
 
 
 class _Formatter(logging.Formatter):
@@ -41,9 +91,10 @@ class _Formatter(logging.Formatter):
         return f"{text},{int(record.msecs):03d}"
 
 
-def setup_logging(level: str | None = None) -> None:
+def setup_logging(level: str | None = None, *, per_loop_turn: bool = False) -> None:
+    """Send every log record to stderr; with `per_loop_turn`, one write per event loop turn."""
     chosen = (os.environ.get("TAPGATE_LOG_LEVEL") or level or "INFO").upper()
-    handler = _StderrHandler()
+    handler = _LoopTurnHandler() if per_loop_turn else _StderrHandler()
     handler.setFormatter(_Formatter())
     # The format uses none of the caller's file, thread or process, so the logging module need
     # not look them up for every record (the logging HOWTO's "Optimization" section).

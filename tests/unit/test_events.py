@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tapgate.push.events import EventBus, Wakeup
+from tapgate.push.ports import LoginStatus
 
 
 def test_wakeup_times_out_unset() -> None:
@@ -67,3 +68,19 @@ def test_cancelled_wait_leaves_wakeup_usable() -> None:
         return await asyncio.wait_for(later, 1)
 
     assert asyncio.run(scenario()) is True
+
+
+def test_publish_passes_the_final_status() -> None:
+    async def scenario() -> tuple[bool, LoginStatus | None, LoginStatus | None]:
+        bus = EventBus()
+        wakeup, plain = bus.subscribe("tx-ayşe"), bus.subscribe("tx-berk")
+        final = LoginStatus("tx-ayşe", "approved", application="portal")
+        await bus.publish("tx-ayşe", final)
+        await bus.publish("tx-berk")
+        return await wakeup.wait(1), wakeup.final, plain.final
+
+    woken, final, plain = asyncio.run(scenario())
+    assert woken is True
+    assert final is not None
+    assert (final.status, final.application) == ("approved", "portal")
+    assert plain is None

@@ -12,10 +12,12 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tapgate.api.clients import TokenCache, application_for_token
+from tapgate.clock import SystemClock
+from tapgate.directory.local import LocalAuthProfile, NewLocalUser, add_local_user
 from tapgate.keys import KeyRing
 from tapgate.store.database import Database
 from tapgate.store.migrate import upgrade
-from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow
+from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow, AuthProfileRow
 from tapgate.store.prepared import Prepared
 from tapgate.store.tables import TRANSACTIONS
 
@@ -318,6 +320,50 @@ def test_token_cache_forgets_a_deleted_token(db_url: str) -> None:
             with sqlite3.connect(path) as other:
                 other.execute("DELETE FROM access_tokens")
             assert await application_for_token(database, keyring, cache, token, _NOW) is None
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_local_user_cache_follows_changes(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        profile = LocalAuthProfile("personel", database, SystemClock())
+        try:
+            async with database.write() as session:
+                session.add(AuthProfileRow(name="personel", kind="local", position=0, config={}))
+            async with database.write() as session:
+                await add_local_user(
+                    session, "personel", NewLocalUser("İsmail", mobile="05554443322"), _NOW
+                )
+            found = await profile.find_user("ismail")
+            assert found is not None
+            assert found.username == "İsmail"
+
+            reads = 0
+            real_read_rows = database.read_rows
+
+            def counting_read_rows() -> Any:
+                nonlocal reads
+                reads += 1
+                return real_read_rows()
+
+            database.read_rows = counting_read_rows  # type: ignore[method-assign]
+            assert await profile.find_user("İSMAİL") == found
+            assert reads == 0
+            assert await profile.account_problem(found, _NOW) is None
+
+            # Another process disables the user; the next login reads the row again.
+            with sqlite3.connect(path) as other:
+                other.execute("UPDATE local_users SET disabled = 1")
+            again = await profile.find_user("ismail")
+            assert reads == 1
+            assert again is not None
+            assert await profile.account_problem(again, _NOW) == "account_disabled"
         finally:
             await database.close()
 

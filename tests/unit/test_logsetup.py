@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
-from tapgate.logsetup import _Formatter
+from tapgate.logsetup import _Formatter, _LoopTurnHandler
 
 _STANDARD = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -34,3 +35,29 @@ def test_formatter_matches_standard_text(times: list[float]) -> None:
     for created in times:
         record = _record(created)
         assert formatter.format(record) == _STANDARD.format(record)
+
+
+def test_loop_turn_handler_writes_a_turn_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = _LoopTurnHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tapgate.test.turns")
+    logger.addHandler(handler)
+    logger.propagate = False
+    seen_during_turn: list[str] = []
+
+    async def scenario() -> None:
+        logger.warning("giriş başladı")
+        logger.warning("itme gönderildi")
+        seen_during_turn.append(capsys.readouterr().err)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    try:
+        asyncio.run(scenario())
+        assert seen_during_turn == [""]
+        assert capsys.readouterr().err == "giriş başladı\nitme gönderildi\n"
+        # Outside a running loop a line is written at once.
+        logger.warning("döngü yok")
+        assert capsys.readouterr().err == "döngü yok\n"
+    finally:
+        logger.removeHandler(handler)

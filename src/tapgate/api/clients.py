@@ -19,6 +19,7 @@ from tapgate.keys import KeyRing
 from tapgate.store.database import Database
 from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow
 from tapgate.store.prepared import Prepared
+from tapgate.store.stamped import StampedCache
 from tapgate.store.tables import ACCESS_TOKENS
 
 TOKEN_LIFETIME = timedelta(hours=1)
@@ -92,40 +93,15 @@ async def issue_token(
     return token, int(TOKEN_LIFETIME.total_seconds())
 
 
-class TokenCache:
-    """Access tokens already found valid, kept while no other database connection commits.
+class TokenCache(StampedCache[str, tuple[str, datetime]]):
+    """Valid access tokens by their keyed hash: (application, expiry).
 
-    Tokens are issued, revoked and deleted only through sessions and by other processes, and
-    every such commit moves the database's change stamp (`Database.change_stamp`). The cache
-    empties itself when the stamp moves, so a revoked token is never served from it. Keys are
-    the tokens' keyed hashes, as in the database. On PostgreSQL there is no stamp and nothing
-    is kept.
+    Tokens are issued, revoked and deleted only through sessions and by other processes, so a
+    revoked token is never served from here (see tapgate.store.stamped).
     """
 
-    MAX_ENTRIES = 10_000
-
     def __init__(self) -> None:
-        self._stamp: int | None = None
-        self._entries: dict[str, tuple[str, datetime]] = {}
-
-    def get(self, stamp: int | None, token_hash: str, now: datetime) -> str | None:
-        if stamp is None or stamp != self._stamp:
-            self._entries.clear()
-            self._stamp = stamp
-            return None
-        entry = self._entries.get(token_hash)
-        if entry is None or now >= entry[1]:
-            return None
-        return entry[0]
-
-    def put(
-        self, stamp: int | None, token_hash: str, application: str, expires_at: datetime
-    ) -> None:
-        if stamp is None or stamp != self._stamp:
-            return
-        if len(self._entries) >= self.MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[token_hash] = (application, expires_at)
+        super().__init__(max_entries=10_000)
 
 
 async def application_for_token(
@@ -135,13 +111,13 @@ async def application_for_token(
     token_hash = keyring.hash_token(token)
     # Taken before the read, so a commit during the read moves the stamp past this entry.
     stamp = database.change_stamp()
-    application = cache.get(stamp, token_hash, now)
-    if application is not None:
-        return application
+    cached = cache.get(stamp, token_hash)
+    if cached is not None and now < cached[1]:
+        return cached[0]
     async with database.read_rows() as rows:
         row = await rows.first(_TOKEN_APPLICATION, {"token_hash": token_hash, "now": now})
     if row is None:
         return None
-    cache.put(stamp, token_hash, row.application, row.expires_at)
+    cache.put(stamp, token_hash, (row.application, row.expires_at))
     found: str = row.application
     return found

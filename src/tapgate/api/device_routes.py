@@ -48,7 +48,10 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise RequestError("request body is not valid JSON", "invalid_request", 400) from exc
     if not isinstance(body, dict):
         raise RequestError("request body must be a JSON object", "invalid_request", 400)
-    reject_lone_surrogates(body)
+    # In an ASCII body a lone surrogate can only come from a \u escape. Other bodies may be
+    # UTF-16, which the json module decodes with surrogates passed through.
+    if not raw.isascii() or b"\\u" in raw:
+        reject_lone_surrogates(body)
     return body
 
 

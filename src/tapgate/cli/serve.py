@@ -25,7 +25,7 @@ log = logging.getLogger("tapgate.serve")
 @handle_errors
 def serve(config_file: str | None) -> None:
     """Run the HTTP server (and RADIUS when configured) until SIGTERM."""
-    setup_logging()
+    setup_logging(per_loop_turn=True)
     settings = load_settings(config_file)
     for warning in settings.warnings:
         log.warning("%s", warning)

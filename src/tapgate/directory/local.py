@@ -25,6 +25,7 @@ from tapgate.secret import Secret
 from tapgate.store.database import Database
 from tapgate.store.models import AuthProfileRow, LocalUserRow
 from tapgate.store.prepared import Prepared
+from tapgate.store.stamped import StampedCache
 from tapgate.store.tables import AUTH_PROFILES, LOCAL_USERS
 
 MAX_USERNAME = 256
@@ -98,12 +99,23 @@ class LocalAuthProfile:
         self.name = name
         self._database = database
         self._clock = clock
+        # Users found, by normalized name. Local users change only through sessions and the
+        # CLI, so an unchanged stamp means an unchanged row (see tapgate.store.stamped).
+        self._found: StampedCache[str, LocalUser] = StampedCache(max_entries=4096)
 
     async def find_user(self, username: str) -> DirectoryUser | None:
-        parameters = {"profile": self.name, "key": normalize_username(username)}
+        key = normalize_username(username)
+        stamp = self._database.change_stamp()
+        cached = self._found.get(stamp, key)
+        if cached is not None:
+            return cached
         async with self._database.read_rows() as rows:
-            row = await rows.first(_FIND_USER, parameters)
-        return _user_from_row(self.name, row) if row else None
+            row = await rows.first(_FIND_USER, {"profile": self.name, "key": key})
+        if row is None:
+            return None
+        user = _user_from_row(self.name, row)
+        self._found.put(stamp, key, user)
+        return user
 
     async def _current(self, user: DirectoryUser) -> LocalUser | None:
         """Return `user` with its row's state: as found, or read again for a user built

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tapgate.push.ports import LoginStatus
 
 
 class Wakeup:
@@ -17,11 +21,13 @@ class Wakeup:
     `asyncio.Event` would start a task for every wait, and a status request waits at least once.
     """
 
-    __slots__ = ("_flag", "_future")
+    __slots__ = ("_flag", "_future", "final")
 
     def __init__(self) -> None:
         self._flag = False
         self._future: asyncio.Future[None] | None = None
+        # The final status, when the process that resolved the transaction passed it along.
+        self.final: LoginStatus | None = None
 
     def set(self) -> None:
         self._flag = True
@@ -73,8 +79,11 @@ class EventBus:
             if not waiters:
                 del self._waiters[transaction_id]
 
-    async def publish(self, transaction_id: str) -> None:
+    async def publish(self, transaction_id: str, final: LoginStatus | None = None) -> None:
+        """Wake the transaction's waiters; `final` spares them reading the status again."""
         for wakeup in list(self._waiters.get(transaction_id, ())):
+            if final is not None:
+                wakeup.final = final
             wakeup.set()
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from tapgate.delivery.direct import DirectHub
 from tapgate.delivery.router import DeliveryRouter
 from tapgate.keys import KeyRing
 from tapgate.push.events import EventBus
+from tapgate.push.ports import LoginStatus
 from tapgate.push.publish import publish_challenge, publish_closed
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceRow, TransactionRow
@@ -72,9 +73,18 @@ class Fanout:
         return delivered
 
     async def transaction_closed(
-        self, transaction_id: str, status: str, device_ids: list[str]
+        self,
+        transaction_id: str,
+        status: str,
+        device_ids: list[str],
+        final: LoginStatus | None = None,
     ) -> None:
-        await self.bus.publish(transaction_id)
+        """Wake the transaction's waiters and tell the devices it closed.
+
+        `final` is the status as the closing write left it; local waiters return it without
+        reading the row again. Other nodes read the row as before.
+        """
+        await self.bus.publish(transaction_id, final)
         publish_closed(self.hub, device_ids, transaction_id, status)
         await self._notify({"k": "closed", "id": transaction_id, "s": status, "d": device_ids})
 

@@ -502,6 +502,8 @@ class LoginService:
                     log.info("status wait ended by shutdown transaction=%s", transaction_id)
                     return status
                 await wakeup.wait(min(remaining, RECHECK_SECONDS))
+                if wakeup.final is not None:
+                    return wakeup.final
         finally:
             self.bus.unsubscribe(transaction_id, wakeup)
 
