@@ -26,10 +26,9 @@ class _LoopTurnHandler(_StderrHandler):
     """A stderr handler that writes the lines of one turn of the event loop in one write.
 
     A server logs five lines a push login, and each took a `write` system call of its own. Lines
-    logged on the event loop's thread wait in a
-    list until the loop's next turn, at most until the callbacks already queued have run. Lines
-    from other threads, and every line once no loop runs, are written at once, after the waiting
-    ones. `logging.shutdown`, which runs at exit, writes whatever still waits.
+    logged on the event loop's thread wait in a list until the loop's next turn, at most until
+    the callbacks already queued have run. Lines from other threads, and every line once no loop
+    runs, are written at once, after the waiting ones. `logging.shutdown`, which runs at exit, writes whatever still waits.
     NOTE: a process killed with SIGKILL loses the lines of its last turn.
     """
 
