@@ -264,6 +264,9 @@ def test_change_stamp_moves_only_for_other_connections(db_url: str) -> None:
             assert after_session != first
             with sqlite3.connect(path) as other:
                 other.execute("UPDATE applications SET kind = 'radius' WHERE name = 'portal'")
+            # Within one turn of the event loop the stamp read at its start holds.
+            assert database.change_stamp() == after_session
+            await asyncio.sleep(0)
             assert database.change_stamp() != after_session
         finally:
             await database.close()
@@ -319,6 +322,7 @@ def test_token_cache_forgets_a_deleted_token(db_url: str) -> None:
             # Another process deletes the token, and the next request finds it gone.
             with sqlite3.connect(path) as other:
                 other.execute("DELETE FROM access_tokens")
+            await asyncio.sleep(0)
             assert await application_for_token(database, keyring, cache, token, _NOW) is None
         finally:
             await database.close()
@@ -360,6 +364,7 @@ def test_local_user_cache_follows_changes(db_url: str) -> None:
             # Another process disables the user; the next login reads the row again.
             with sqlite3.connect(path) as other:
                 other.execute("UPDATE local_users SET disabled = 1")
+            await asyncio.sleep(0)
             again = await profile.find_user("ismail")
             assert reads == 1
             assert again is not None

@@ -142,6 +142,7 @@ class Database:
         # session or through `write_rows()`, which use different connections.
         self._write_gate = asyncio.Lock()
         self._group = GroupCommit(self._sqlite_connect, self.write_engine.dialect, self._write_gate)
+        self._stamp_of_turn: int | None = None
         self._readers = SqliteReaders(
             self._sqlite_connect, self.write_engine.dialect, _SPARE_READERS
         )
@@ -161,8 +162,12 @@ class Database:
             # The session uses another connection, which cannot write while the batch of
             # `write_rows()` holds SQLite's write lock.
             self._group.flush()
-            async with self._writer() as session, session.begin():
-                yield session
+            try:
+                async with self._writer() as session, session.begin():
+                    yield session
+            finally:
+                # This commit moves the change stamp.
+                self._forget_stamp()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -195,15 +200,29 @@ class Database:
         processes write, such as the objects or the access tokens, is therefore current while
         the number stays the same. PostgreSQL has no such number, so there it is None and
         callers read again.
+
+        The number is read once per turn of the event loop, as if every caller in the turn had
+        asked at its start. A session's commit forgets it at once.
         """
         if self.url.sqlite_path is None:
             return None
+        if self._stamp_of_turn is not None:
+            return self._stamp_of_turn
         try:
             row = self._group.connection.execute("PRAGMA data_version").fetchone()
         except sqlite3.Error as exc:
             log.warning("reading data_version failed error=%s", exc)
             return None
-        return int(row[0])
+        stamp = int(row[0])
+        try:
+            asyncio.get_running_loop().call_soon(self._forget_stamp)
+        except RuntimeError:
+            return stamp  # no event loop, so no turn to keep it for
+        self._stamp_of_turn = stamp
+        return stamp
+
+    def _forget_stamp(self) -> None:
+        self._stamp_of_turn = None
 
     def _sqlite_connect(self) -> sqlite3.Connection:
         assert self.url.sqlite_path is not None
