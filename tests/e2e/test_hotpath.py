@@ -22,7 +22,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from tapgate.api.app import create_app
+from tapgate.api.app import create_app, create_server_app
 from tapgate.api.hotpath import HotPaths
 from tapgate.api.limits import MAX_BODY_BYTES
 from tapgate.authenticator.device import fetch_challenges, send_answer
@@ -64,15 +64,7 @@ async def runtime(server: Server) -> AsyncIterator[Runtime]:
 
 def without_hot_paths(runtime: Runtime) -> FastAPI:
     """Return tapgate's application with FastAPI's routing serving every request."""
-    app = create_app(runtime)
-    kept = [
-        entry
-        for entry in app.user_middleware
-        if not (isinstance(entry.cls, type) and issubclass(entry.cls, HotPaths))
-    ]
-    assert len(kept) == len(app.user_middleware) - 1, "create_app no longer adds HotPaths once"
-    app.user_middleware = kept
-    return app
+    return create_app(runtime)
 
 
 @dataclass
@@ -488,7 +480,8 @@ async def test_locked_database_503(
         with caplog.at_level(logging.WARNING, logger="tapgate.api.errors"):
             async with (
                 httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=create_app(runtime)), base_url=server.base
+                    transport=httpx.ASGITransport(app=create_server_app(runtime)),
+                    base_url=server.base,
                 ) as hot,
                 httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=without_hot_paths(runtime)),

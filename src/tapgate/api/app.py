@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from tapgate import __version__
 from tapgate.api.auth_routes import router as auth_router
@@ -75,6 +76,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     app.add_middleware(BodyLimit)
-    # Outermost of tapgate's middleware: it serves the login's requests before the others run.
-    app.add_middleware(HotPaths, runtime=runtime)
     return app
+
+
+def create_server_app(runtime: Runtime) -> ASGIApp:
+    """Return what the server runs: the login's hot path in front of the FastAPI application.
+
+    HotPaths sits outside FastAPI, so the login's requests skip Starlette's error and body-limit
+    middleware as well as the routing. An unexpected error there reaches uvicorn, which logs it
+    and returns 500, as Starlette's ServerErrorMiddleware does for the routes behind it.
+    """
+    return HotPaths(create_app(runtime), runtime=runtime)

@@ -3,7 +3,7 @@
 A push login is `POST /api/v1/auth`, `GET /api/v1/auth/{id}?wait=` and the device's
 `POST /device/v1/answer`. Through FastAPI each of them paid for route matching over every page,
 dependency solving and six middleware wrappers, which was about a third of the server's CPU per
-login in the benchmark (docs/benchmarks.md). This middleware serves those requests itself when
+login in the benchmark (docs/benchmarks.md). This application serves those requests itself when
 they are well formed. It calls the same functions as the FastAPI routes and maps errors
 through the same `error_for`, so a request gets the same response either way. A request it
 does not take at once (a body that fails validation, an unusual query string, another content
@@ -44,7 +44,8 @@ _WAIT_QUERY = re.compile(rb"wait=([0-9]{1,3}(?:\.[0-9]{1,6})?)")
 
 
 class HotPaths:
-    """ASGI middleware that serves the push login's requests and passes on every other one."""
+    """The server's outermost ASGI application (see `api.app.create_server_app`): it serves the
+    push login's requests and passes every other one on to FastAPI."""
 
     def __init__(self, app: ASGIApp, *, runtime: Runtime, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -161,7 +162,7 @@ class HotPaths:
 def _expected(exc: Exception, scope: Scope) -> JSONResponse:
     response = error_for(exc, scope["path"])
     if response is None:
-        # Not an expected error: ServerErrorMiddleware logs it and returns 500, as for any route.
+        # Not an expected error: uvicorn logs it and returns 500, as for the routes behind.
         raise exc
     return response
 

@@ -51,7 +51,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 async def _serve(settings: object) -> None:
-    from tapgate.api.app import create_app
+    from tapgate.api.app import create_server_app
     from tapgate.bootstrap import create_embedded_defaults
     from tapgate.runtime import Runtime
     from tapgate.settings import Settings
@@ -72,7 +72,7 @@ async def _serve(settings: object) -> None:
         from tapgate.radius_bridge import start_radius
 
         radius_server = await start_radius(runtime)
-    app = create_app(runtime)
+    app = create_server_app(runtime)
     config = uvicorn.Config(
         app,
         host=settings.listen.host,
