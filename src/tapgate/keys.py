@@ -126,4 +126,9 @@ class KeyRing:
 
     def hash_token(self, token: str) -> str:
         """Return the keyed hash under which a high-entropy token (enrollment, client secret) is stored."""
-        return hmac.new(self._derive("tapgate token hash v1"), token.encode(), "sha256").hexdigest()
+        return hmac.digest(self._token_hash_key, token.encode(), "sha256").hex()
+
+    @cached_property
+    def _token_hash_key(self) -> bytes:
+        # Derived once: a login hashes a token or a number up to four times.
+        return self._derive("tapgate token hash v1")

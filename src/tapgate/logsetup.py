@@ -81,6 +81,14 @@ class _Formatter(logging.Formatter):
         # (whole second, its text), replaced as one object so threads never see a mix.
         self._second: tuple[int, str] = (-1, "")
 
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        # The format string above, written out: the standard path looks for "asctime" in it
+        # and fills it from a copy of the record's attributes on every record.
+        record.message = record.getMessage()
+        return f"{self.formatTime(record)} {record.levelname} {record.name}: {record.message}"
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         second, text = self._second
         if int(record.created) != second:

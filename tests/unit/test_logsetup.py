@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import pytest
 
@@ -61,3 +62,17 @@ def test_loop_turn_handler_writes_a_turn_at_once(capsys: pytest.CaptureFixture[s
         assert capsys.readouterr().err == "döngü yok\n"
     finally:
         logger.removeHandler(handler)
+
+
+def test_formatter_matches_standard_with_traceback() -> None:
+    formatter = _Formatter()
+    try:
+        raise ValueError("geçersiz değer")
+    except ValueError:
+        record = logging.LogRecord(
+            "tapgate.api", logging.ERROR, __file__, 1, "failed user=%r", ("ayşe",), sys.exc_info()
+        )
+    record.created = 1765000000.25
+    record.msecs = 250.0
+    assert formatter.format(record) == _STANDARD.format(record)
+    assert "ValueError: geçersiz değer" in formatter.format(record)

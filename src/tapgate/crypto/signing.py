@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 _COORDINATE_BYTES = 32
+# The signature algorithm object holds no state, so one serves every call.
+_ES256 = ec.ECDSA(hashes.SHA256())
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -85,7 +87,7 @@ def _plain(value: Any, depth: int) -> bool:
 
 def sign(key: ec.EllipticCurvePrivateKey, message: dict[str, Any]) -> str:
     """Sign the canonical form of `message`; return the raw r||s signature in base64url."""
-    der = key.sign(canonical(message), ec.ECDSA(hashes.SHA256()))
+    der = key.sign(canonical(message), _ES256)
     r, s = decode_dss_signature(der)
     return b64url_encode(
         r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big")
@@ -106,7 +108,7 @@ def verify(public_key: ec.EllipticCurvePublicKey, message: dict[str, Any], signa
         # recurses, so a deeply nested message has none here either.
         raise BadSignature("message has no canonical form") from exc
     try:
-        public_key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA256()))
+        public_key.verify(encode_dss_signature(r, s), signed, _ES256)
     except InvalidSignature as exc:
         raise BadSignature("signature does not verify") from exc
 

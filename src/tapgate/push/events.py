@@ -7,7 +7,6 @@ every wake-up and on their own timer, so a lost wake-up only delays an answer.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -63,13 +62,17 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 class EventBus:
     def __init__(self) -> None:
-        self._waiters: dict[str, set[Wakeup]] = defaultdict(set)
+        self._waiters: dict[str, set[Wakeup]] = {}
         # Set when the server begins to shut down (see `close`).
         self.closed = False
 
     def subscribe(self, transaction_id: str) -> Wakeup:
         wakeup = Wakeup()
-        self._waiters[transaction_id].add(wakeup)
+        waiters = self._waiters.get(transaction_id)
+        if waiters is None:
+            self._waiters[transaction_id] = {wakeup}
+        else:
+            waiters.add(wakeup)
         return wakeup
 
     def unsubscribe(self, transaction_id: str, wakeup: Wakeup) -> None:

@@ -114,11 +114,12 @@ def _is_sqlite_datetime(type_: Any, dialect: Dialect) -> bool:
 def _sqlite_datetime_text(value: datetime | None) -> str | None:
     if value is None:
         return None
-    offset = value.utcoffset()
-    if offset is None:
-        raise ValueError("naive datetime given to a UTC column")
-    if offset:
-        value -= offset
+    if value.tzinfo is not UTC:
+        offset = value.utcoffset()
+        if offset is None:
+            raise ValueError("naive datetime given to a UTC column")
+        if offset:
+            value -= offset
     # The text SQLAlchemy's SQLite dialect writes: the UTC wall clock, without the offset
     # that isoformat appends after the 26 characters of date and time.
     return value.isoformat(" ", "microseconds")[:26]
