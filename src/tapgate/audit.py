@@ -36,6 +36,9 @@ EVENTS = (
     "answer_rejected",
 )
 _clock = SystemClock()
+# The steps every successful push login passes, logged at DEBUG. At INFO a login then logs its
+# push ("push sent") and its decision; the audit table keeps every step either way.
+_ROUTINE_EVENTS = frozenset({"login_started", "push_sent"})
 # The fields of an audit record, in the order exports list them.
 COLUMNS = (
     "time",
@@ -72,7 +75,8 @@ async def record_audit(
     details: dict[str, Any] | None = None,
     time: datetime | None = None,
 ) -> None:
-    """Insert one audit record in `session`'s transaction and log it as one line."""
+    """Insert one audit record in `session`'s transaction and log it as one line (at DEBUG for
+    the routine steps of a successful login)."""
     await run_in(
         session,
         _INSERT,
@@ -91,7 +95,9 @@ async def record_audit(
             "details": details or {},
         },
     )
-    log.info(
+    routine = event in _ROUTINE_EVENTS or (event == "first_factor" and outcome == "success")
+    log.log(
+        logging.DEBUG if routine else logging.INFO,
         # %r escapes newlines and control characters a username may carry into the log.
         "audit event=%s user=%r application=%s transaction=%s device=%s outcome=%s reason=%s",
         event,
