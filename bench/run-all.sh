@@ -19,13 +19,21 @@ bench/privacyidea/setup.sh
 # run again for 60 s. Their results replace the 15-second ones in the merged table.
 "$py" bench/privacyidea/run.py --hash both --users 200 --concurrency 50,200 \
     --duration 60 --output "$out/privacyidea-long"
+# Without a PIN check (otppin=none), the counterpart of tapgate's --hash none below.
+"$py" bench/privacyidea/run.py --hash none --users 200 --concurrency 1,10 \
+    --duration 15 --output "$out/privacyidea-none"
+"$py" bench/privacyidea/run.py --hash none --users 200 --concurrency 50,200 \
+    --duration 60 --output "$out/privacyidea-none-long"
 "$py" -m tapgate.cli bench --hash both --users 1000 --concurrency 1,10,50,200 --duration 15 \
     --compare "$out/privacyidea/results.json" --compare "$out/privacyidea-long/results.json" \
     --output "$out/sweep"
-# The throughput target's case: no password check in tapgate, the Auth API and RADIUS level by
-# level in one run.
+# No password check in tapgate, the Auth API and RADIUS level by level in one run.
 "$py" -m tapgate.cli bench --front-door both --hash none --users 1000 \
     --concurrency 1,10,50,200 --duration 15 --output "$out/front-doors"
+# The throughput target's own case: the Auth API alone, against privacyIDEA without a PIN check.
+"$py" -m tapgate.cli bench --hash none --users 1000 --concurrency 1,10,50,200 --duration 15 \
+    --compare "$out/privacyidea-none/results.json" \
+    --compare "$out/privacyidea-none-long/results.json" --output "$out/api-none"
 "$py" -m tapgate.cli bench --skip-sweep --scale --duration 15 --output "$out/scale" --no-plot
 # The LDAP first factor against a throwaway slapd (needs Debian's slapd and ldap-utils).
 "$py" -m tapgate.cli bench --first-factor ldap --users 1000 --concurrency 1,50,200 \

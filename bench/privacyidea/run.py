@@ -182,6 +182,9 @@ async def admin_token(client: httpx.AsyncClient) -> str:
     return str(response.json()["result"]["value"]["token"])
 
 
+_NO_PIN_POLICY = "benchnopin"
+
+
 async def configure(
     client: httpx.AsyncClient, headers: dict[str, str], workdir: Path, users: int, port: int
 ) -> None:
@@ -209,6 +212,23 @@ async def configure(
         response = await client.post(path, json=body, headers=headers)
         if response.status_code != 200 or not response.json()["result"]["status"]:
             raise RuntimeError(f"POST {path} failed: {response.text[:300]}")
+
+
+async def set_pin_check(client: httpx.AsyncClient, headers: dict[str, str], check: bool) -> None:
+    """Turn privacyIDEA's PIN check on or off (the `otppin=none` authentication policy).
+
+    Without the check a login hashes no PIN, the counterpart of `tapgate bench --hash none`.
+    """
+    if check:
+        response = await client.delete(f"/policy/{_NO_PIN_POLICY}", headers=headers)
+        # 404 when the policy was never set; anything else is a failure.
+        if response.status_code not in (200, 404):
+            raise RuntimeError(f"DELETE /policy/{_NO_PIN_POLICY} failed: {response.text[:300]}")
+        return
+    body = {"scope": "authentication", "action": "otppin=none", "active": True}
+    response = await client.post(f"/policy/{_NO_PIN_POLICY}", json=body, headers=headers)
+    if response.status_code != 200 or not response.json()["result"]["status"]:
+        raise RuntimeError(f"POST /policy/{_NO_PIN_POLICY} failed: {response.text[:300]}")
 
 
 async def enroll(client: httpx.AsyncClient, headers: dict[str, str], username: str) -> Phone:
@@ -346,10 +366,10 @@ async def phone_answers(
 
 
 async def login(
-    client: httpx.AsyncClient, phone: Phone, interval: float
+    client: httpx.AsyncClient, phone: Phone, interval: float, pin: str
 ) -> tuple[str | None, Timing]:
     timing = Timing()
-    started = await client.post("/validate/check", data={"user": phone.username, "pass": PIN})
+    started = await client.post("/validate/check", data={"user": phone.username, "pass": pin})
     detail = started.json().get("detail") or {}
     transaction_id = detail.get("transaction_id")
     if not transaction_id:
@@ -399,7 +419,9 @@ async def run_level(
             position += concurrency
             started = time.monotonic()
             try:
-                problem, timing = await login(client, phone, interval)
+                # With otppin=none privacyIDEA takes a PIN check as passed only for an empty PIN.
+                pin = "" if password_hash == "none" else PIN
+                problem, timing = await login(client, phone, interval, pin)
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 failures[f"error {type(exc).__name__}"] += 1
                 continue
@@ -467,7 +489,12 @@ async def main() -> None:
     parser.add_argument("--concurrency", default="1,10,50,200")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per level")
     parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--hash", choices=("fast", "default", "both"), default="both")
+    parser.add_argument(
+        "--hash",
+        choices=("none", "fast", "default", "both"),
+        default="both",
+        help="PIN hash cost: none (no PIN check), fast, default, or both fast and default",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument(
         "--interval",
@@ -492,7 +519,7 @@ async def main() -> None:
         max_connections=2 * max(levels) + 10, max_keepalive_connections=2 * max(levels) + 10
     )
     for password_hash in hashes:
-        write_settings(args.workdir, password_hash)
+        write_settings(args.workdir, "fast" if password_hash == "none" else password_hash)
         server = Gunicorn(args.venv, args.workdir, port, args.workers)
         server.start()
         try:
@@ -514,6 +541,7 @@ async def main() -> None:
                         flush=True,
                     )
                     save_phones(args.workdir, phones)
+                await set_pin_check(client, headers, check=password_hash != "none")
                 for concurrency in levels:
                     results["levels"].append(
                         await run_level(
