@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any
 
+from tapgate.errors import ConfigError
+
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
     """A handler that writes to whatever `sys.stderr` is now, so a replaced stderr is followed."""
@@ -98,9 +100,18 @@ class _Formatter(logging.Formatter):
         return f"{text},{int(record.msecs):03d}"
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def setup_logging(level: str | None = None, *, per_loop_turn: bool = False) -> None:
     """Send every log record to stderr; with `per_loop_turn`, one write per event loop turn."""
-    chosen = (os.environ.get("TAPGATE_LOG_LEVEL") or level or "INFO").upper()
+    given = os.environ.get("TAPGATE_LOG_LEVEL") or level or "INFO"
+    chosen = given.upper()
+    if chosen not in _LEVELS:
+        raise ConfigError(
+            f"TAPGATE_LOG_LEVEL: unknown level {given!r}; use one of "
+            + ", ".join(name.lower() for name in _LEVELS)
+        )
     handler = _LoopTurnHandler() if per_loop_turn else _StderrHandler()
     handler.setFormatter(_Formatter())
     # The format uses none of the caller's file, thread or process, so the logging module need

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import sys
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from tapgate.logsetup import _Formatter, _LoopTurnHandler
+from tapgate.cli.main import cli
+from tapgate.errors import ConfigError
+from tapgate.logsetup import _Formatter, _LoopTurnHandler, setup_logging
 
 _STANDARD = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -76,3 +81,29 @@ def test_formatter_matches_standard_with_traceback() -> None:
     record.msecs = 250.0
     assert formatter.format(record) == _STANDARD.format(record)
     assert "ValueError: geçersiz değer" in formatter.format(record)
+
+
+def test_unknown_log_level_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAPGATE_LOG_LEVEL", "ayrıntılı")
+    with pytest.raises(ConfigError, match="unknown level 'ayrıntılı'; use one of debug"):
+        setup_logging()
+
+
+def test_cli_reports_unknown_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAPGATE_LOG_LEVEL", "verbose")
+    result = CliRunner().invoke(cli, ["audit"])
+    assert result.exit_code == 1
+    assert "TAPGATE_LOG_LEVEL: unknown level 'verbose'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bench_without_matplotlib_stops_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name == "matplotlib" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    result = CliRunner().invoke(cli, ["bench", "--users", "2", "--concurrency", "1"])
+    assert result.exit_code == 2
+    assert "pass --no-plot" in result.output

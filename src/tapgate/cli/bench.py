@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import math
 from collections.abc import Coroutine
@@ -145,9 +146,9 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
 )
 @click.option(
     "--server-log-level",
-    default="INFO",
+    default="info",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="TAPGATE_LOG_LEVEL of the server under test.",
 )
 @click.option(
@@ -268,6 +269,12 @@ def bench(
         if not math.isfinite(seconds):
             raise click.BadParameter(f"{name} {seconds}: give a number of seconds")
     check_cluster_options(node_counts, database_url, scale)
+    if not no_plot and importlib.util.find_spec("matplotlib") is None:
+        # Checked before the run, so a missing plotting library does not cost a whole run.
+        raise click.UsageError(
+            "the plot needs matplotlib, which is not installed: install the bench extra "
+            "(pip install -e '.[bench]') or pass --no-plot"
+        )
     if node_counts is not None and (front_door != "api" or first_factor != "local"):
         raise click.BadParameter(
             "--cluster drives the Auth API with the local first factor; leave out "

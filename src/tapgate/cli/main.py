@@ -13,6 +13,7 @@ from tapgate.cli.objects import apply_command, auth_profile, export_command, pol
 from tapgate.cli.relay import relay
 from tapgate.cli.serve import db, serve
 from tapgate.cli.users import audit, client, enroll, user
+from tapgate.errors import ConfigError
 from tapgate.logsetup import setup_logging
 
 
@@ -21,7 +22,10 @@ from tapgate.logsetup import setup_logging
 def cli() -> None:
     """tapgate: self-hosted multi-factor authentication with push approval."""
     # Commands print their results; only `serve` logs every event (it raises the level itself).
-    setup_logging("WARNING")
+    try:
+        setup_logging("WARNING")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 for command in (
