@@ -27,10 +27,11 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ign
 class _LoopTurnHandler(_StderrHandler):
     """A stderr handler that writes the lines of one turn of the event loop in one write.
 
-    A server logs five lines a push login, and each took a `write` system call of its own. Lines
-    logged on the event loop's thread wait in a list until the loop's next turn, at most until
-    the callbacks already queued have run. Lines from other threads, and every line once no loop
-    runs, are written at once, after the waiting ones. `logging.shutdown`, which runs at exit, writes whatever still waits.
+    A server logs two lines a push login at INFO and five at DEBUG, and each took a `write`
+    system call of its own before. Lines logged on the event loop's thread wait in a list until
+    the loop's next turn, at most until the callbacks already queued have run. Lines from other
+    threads, and every line once no loop runs, are written at once, after the waiting ones.
+    `logging.shutdown`, which runs at exit, writes whatever still waits.
     NOTE: a process killed with SIGKILL loses the lines of its last turn.
     """
 
@@ -75,7 +76,7 @@ class _Formatter(logging.Formatter):
     """The standard formatter, with the date and time up to the second formatted once a second.
 
     `time.strftime` on every record was a tenth of the logging cost in the login benchmark,
-    which logs five lines a login. The text is the same as the standard `asctime`.
+    when it logged five lines a login. The text is the same as the standard `asctime`.
     """
 
     def __init__(self) -> None:
