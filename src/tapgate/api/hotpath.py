@@ -91,17 +91,19 @@ class HotPaths:
             application = await application_for_header(
                 self.runtime, _header(scope, b"authorization")
             )
-            body = _auth_start(document)
-            if body is not None:
-                response = await start_login_response(
-                    self.runtime, application, body, _header(scope, b"accept-language")
-                )
         except Exception as exc:
             await self._send(send, _expected(exc, scope))
             return
+        body = _auth_start(document)
         if body is None:
             await self.app(scope, _replay(raw, receive), send)
             return
+        try:
+            response = await start_login_response(
+                self.runtime, application, body, _header(scope, b"accept-language")
+            )
+        except Exception as exc:
+            response = _expected(exc, scope)
         await self._send(send, response)
 
     async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -227,18 +227,9 @@ async def record_answer(
     if final_status == PENDING:
         await service.fanout.transaction_changed(row.id)
     else:
-        # The status a read would now return. `delivered` is as read before the answer, and
-        # only a pending status shows it.
-        final = LoginStatus(
-            row.id,
-            final_status,
-            reason=check.problem,
-            verification=row.verification,
-            expires_at=row.expires_at,
-            username=row.username,
-            delivered=row.delivered_at is not None,
-            application=row.application,
-        )
+        # The status a read would now return. `delivered` comes from the row read before the
+        # resolve, which is harmless because only a pending status reports it.
+        final = LoginStatus.of_row(row, final_status, check.problem)
         await service.fanout.transaction_closed(
             row.id, final_status, [d for d in device_ids if d != device.id], final
         )

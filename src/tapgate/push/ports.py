@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from tapgate.secret import Secret
 
@@ -58,6 +58,21 @@ class LoginStatus:
     @property
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @classmethod
+    def of_row(cls, row: Any, status: str, reason: str | None) -> LoginStatus:
+        """Build the status of a transaction row (a `TransactionRow` or a row with its columns),
+        with `status` and `reason` given separately."""
+        return cls(
+            row.id,
+            status,
+            reason=reason,
+            verification=row.verification,
+            expires_at=row.expires_at,
+            username=row.username,
+            delivered=row.delivered_at is not None,
+            application=row.application,
+        )
 
 
 class LoginPort(Protocol):

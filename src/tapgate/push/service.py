@@ -442,16 +442,7 @@ class LoginService:
         if row.status == PENDING and self.clock.now() >= row.expires_at:
             await self.expire(row.id)
             return await self.get_status(transaction_id)
-        return LoginStatus(
-            row.id,
-            row.status,
-            reason=row.reason,
-            verification=row.verification,
-            expires_at=row.expires_at,
-            username=row.username,
-            delivered=row.delivered_at is not None,
-            application=row.application,
-        )
+        return LoginStatus.of_row(row, row.status, row.reason)
 
     async def wait_for_status(
         self,
