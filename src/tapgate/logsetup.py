@@ -106,11 +106,11 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 def setup_logging(level: str | None = None, *, per_loop_turn: bool = False) -> None:
     """Send every log record to stderr; with `per_loop_turn`, one write per event loop turn."""
-    given = os.environ.get("TAPGATE_LOG_LEVEL") or level or "INFO"
-    chosen = given.upper()
+    requested = os.environ.get("TAPGATE_LOG_LEVEL") or level or "INFO"
+    chosen = requested.upper()
     if chosen not in _LEVELS:
         raise ConfigError(
-            f"TAPGATE_LOG_LEVEL: unknown level {given!r}; use one of "
+            f"TAPGATE_LOG_LEVEL: unknown level {requested!r}; use one of "
             + ", ".join(name.lower() for name in _LEVELS)
         )
     handler = _LoopTurnHandler() if per_loop_turn else _StderrHandler()

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 _COORDINATE_BYTES = 32
-# The signature algorithm object holds no state, so one serves every call.
+# The signature algorithm object has no state, so one instance serves every call.
 _ES256 = ec.ECDSA(hashes.SHA256())
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -49,7 +49,7 @@ def b64url_decode(text: str) -> bytes:
 def canonical(message: dict[str, Any]) -> bytes:
     """Return the RFC 8785 canonical JSON bytes of `message`."""
     if _plain(message, 0):
-        # For ASCII keys, strings, booleans, null and integers that a double holds exactly,
+        # For ASCII keys, strings, booleans, null and integers that a double represents exactly,
         # RFC 8785 writes what the json module writes with sorted keys and no spaces: the same
         # escapes (lower-case \u00xx for control characters, nothing else escaped) and the same
         # key order, since UTF-16 and code point order agree on ASCII. With the check, a

@@ -202,7 +202,7 @@ class Database:
         callers read again.
 
         The number is read once per turn of the event loop, as if every caller in the turn had
-        asked at its start. A session's commit forgets it at once.
+        asked at its start. A session's commit discards it at once.
         """
         if self.url.sqlite_path is None:
             return None

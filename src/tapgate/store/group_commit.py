@@ -98,8 +98,9 @@ class GroupCommit:
             self._connection = None
 
     def begin_block(self) -> tuple[_Batch, Statements]:
-        """Open the caller's savepoint in the open batch, or in a new one; the caller holds the
-        gate."""
+        """Open the caller's savepoint in the open batch, or in a new one.
+
+        The caller must have acquired the gate."""
         connection = self.connection
         batch = self._batch if self._batch is not None else self._begin(connection)
         self._run(connection, batch, _SAVEPOINT)
@@ -107,8 +108,8 @@ class GroupCommit:
         return batch, self.statements
 
     def end_block(self, batch: _Batch, failed: bool) -> asyncio.Future[None] | None:
-        """Close the caller's savepoint; return the future of its commit, or None after a
-        rollback. The caller holds the gate."""
+        """Close the caller's savepoint and return the future of its commit, or None after a
+        rollback. The caller must have acquired the gate."""
         connection = self.connection
         try:
             if failed:
