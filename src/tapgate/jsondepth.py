@@ -24,7 +24,13 @@ def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         value = json.loads(data)
     except RecursionError as exc:
         raise TooDeep(f"JSON is nested deeper than {max_depth} levels") from exc
-    if _depth_over(value, max_depth):
+    # Each level opens with a bracket, so text with few brackets cannot nest too deep. Counting
+    # them runs in C, while walking the parsed value took about 3 % of a push login's server CPU.
+    if isinstance(data, str):
+        brackets = data.count("{") + data.count("[")
+    else:
+        brackets = data.count(b"{") + data.count(b"[")
+    if brackets > max_depth and _depth_over(value, max_depth):
         raise TooDeep(f"JSON is nested deeper than {max_depth} levels")
     return value
 

@@ -208,12 +208,16 @@ class Database:
             return None
         if self._stamp_of_turn is not None:
             return self._stamp_of_turn
-        try:
-            row = self._group.connection.execute("PRAGMA data_version").fetchone()
-        except sqlite3.Error as exc:
-            log.warning("reading data_version failed error=%s", exc)
-            return None
-        stamp = int(row[0])
+        if self._group.committing:
+            # The connection is the commit thread's until its COMMIT ends.
+            stamp = self._group.stamp_in_commit
+        else:
+            try:
+                row = self._group.connection.execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error as exc:
+                log.warning("reading data_version failed error=%s", exc)
+                return None
+            stamp = int(row[0])
         try:
             asyncio.get_running_loop().call_soon(self._forget_stamp)
         except RuntimeError:
@@ -260,7 +264,7 @@ class Database:
 
     async def close(self) -> None:
         self._readers.close()
-        self._group.close()
+        await self._group.close()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
