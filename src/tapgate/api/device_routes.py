@@ -22,7 +22,7 @@ from tapgate.devices.confirmation import hold_for_confirmation
 from tapgate.devices.enrollment import EnrollmentRejected, complete_enrollment
 from tapgate.devices.requests import authenticate_device
 from tapgate.errors import RequestError
-from tapgate.push.answers import open_challenges, read_device_and_transaction, record_answer
+from tapgate.push.answers import UnknownDevice, open_challenges, record_answer
 from tapgate.push.publish import signed_challenge
 from tapgate.runtime import Runtime
 from tapgate.store.models import DeviceRow
@@ -217,13 +217,11 @@ async def answer_response(rt: Runtime, raw: bytes) -> JSONResponse:
     device_id = message.get("device_id")
     if not isinstance(device_id, str) or len(device_id) > 64:
         raise RequestError("message.device_id is missing", "invalid_request", 400)
-    device, transaction = await read_device_and_transaction(
-        rt.login, device_id, message.get("transaction_id")
-    )
-    if device is None:
+    try:
+        result = await record_answer(rt.login, device_id, message, signature)
+    except UnknownDevice:
         log.info("answer rejected device=%r problem=unknown device", device_id)
-        raise RequestError("device unknown", "device_auth_failed", 401)
-    result = await record_answer(rt.login, device, message, signature, transaction)
+        raise RequestError("device unknown", "device_auth_failed", 401) from None
     body_out: dict[str, Any] = {"accepted": result.accepted, "status": result.status}
     if result.code is not None:
         body_out["code"] = result.code

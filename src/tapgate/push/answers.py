@@ -5,17 +5,18 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, update
 
 from tapgate.audit import record_audit
 from tapgate.errors import NotFoundError, RequestError
-from tapgate.push.challenge import DeviceView, check_decision, new_digits
+from tapgate.push.challenge import DecisionCheck, DeviceView, check_decision, new_digits
 from tapgate.push.ports import PENDING, LoginStatus
 from tapgate.push.publish import transaction_view
 from tapgate.store.models import DeviceRow, TransactionRow
-from tapgate.store.prepared import Prepared
+from tapgate.store.prepared import Prepared, Statements
 from tapgate.store.tables import DEVICES, TRANSACTIONS, USER_LOCKS
 
 if TYPE_CHECKING:
@@ -84,22 +85,8 @@ class AnswerResult:
     code: str | None = None
 
 
-async def read_device_and_transaction(
-    service: LoginService, device_id: str, transaction_id: Any
-) -> tuple[Any, Any]:
-    """Read a device and the transaction its answer names in one database transaction.
-
-    The rows have the models' attribute names (`DeviceRow`, `TransactionRow`); the device's
-    carries only what `record_answer` reads.
-    """
-    async with service.database.read_rows() as rows:
-        device = await rows.first(_DEVICE, {"id": device_id})
-        transaction = (
-            await rows.first(_TRANSACTION, {"id": transaction_id})
-            if isinstance(transaction_id, str) and len(transaction_id) <= 64
-            else None
-        )
-    return device, transaction
+class UnknownDevice(Exception):
+    """The answer names a device id that no row has."""
 
 
 def device_view(row: DeviceRow) -> DeviceView:
@@ -110,56 +97,84 @@ def device_view(row: DeviceRow) -> DeviceView:
 
 async def record_answer(
     service: LoginService,
-    device: DeviceRow,
+    device: DeviceRow | str,
     message: Any,
     signature: Any,
-    transaction: TransactionRow | None = None,
 ) -> AnswerResult:
     """Check a signed answer and resolve the transaction exactly once.
 
-    `transaction` is the answered row when the caller read it together with the device.
-    Otherwise it is read here.
+    `device` is the answering device's row, or its id to be read in the same database
+    transaction as everything else; an id that names no device raises `UnknownDevice`. One
+    transaction reads the rows, checks the answer and writes the outcome: with separate read and
+    write transactions, an answer cost two more statements and a second connection.
     """
     transaction_id = message.get("transaction_id") if isinstance(message, dict) else None
     if not isinstance(transaction_id, str):
         raise RequestError("message.transaction_id is missing", "invalid_request", 400)
     now = service.clock.now()
-    row = transaction
-    if row is None or row.id != transaction_id:
-        async with service.database.read_rows() as rows:
-            row = await rows.first(_TRANSACTION, {"id": transaction_id})
-    if row is None or row.verification == "none":
-        raise NotFoundError(f"transaction {transaction_id!r} not found")
-
-    check = check_decision(
-        message,
-        signature,
-        transaction_view(row),
-        device_view(device),
-        audience=service.public_url,
-        now=now,
-        hash_number=service.keyring.hash_token,
-    )
-    if not check.accepted:
-        async with service.database.write() as session:
+    async with service.database.write_rows() as rows:
+        # The row read here has the model's attribute names but only the columns read below.
+        answering: Any = device
+        if isinstance(device, str):
+            answering = await rows.first(_DEVICE, {"id": device})
+            if answering is None:
+                raise UnknownDevice
+        row = (
+            await rows.first(_TRANSACTION, {"id": transaction_id})
+            if len(transaction_id) <= 64
+            else None
+        )
+        if row is None or row.verification == "none":
+            raise NotFoundError(f"transaction {transaction_id!r} not found")
+        check = check_decision(
+            message,
+            signature,
+            transaction_view(row),
+            device_view(answering),
+            audience=service.public_url,
+            now=now,
+            hash_number=service.keyring.hash_token,
+        )
+        if check.accepted:
+            outcome = await _resolve(service, rows, row, answering, message, check, now)
+        else:
             await record_audit(
-                session,
+                rows,
                 "answer_rejected",
                 username=row.username,
                 auth_profile=row.auth_profile,
                 application=row.application,
                 transaction_id=row.id,
-                device_id=device.id,
+                device_id=answering.id,
                 outcome="ignored",
                 reason=check.problem,
             )
-        log.info(
-            "answer rejected transaction=%s device=%s problem=%s", row.id, device.id, check.problem
-        )
+    if not check.accepted:
+        # The audit record's own log line names the transaction, device and problem.
         return AnswerResult(
             False, row.status if row.status != PENDING or now < row.expires_at else "expired"
         )
+    return await _after_resolve(service, row, answering, check, outcome)
 
+
+@dataclass(frozen=True)
+class _Outcome:
+    won: bool
+    final_status: str
+    code: str | None
+    device_ids: list[str]
+
+
+async def _resolve(
+    service: LoginService,
+    rows: Statements,
+    row: Any,
+    device: Any,
+    message: dict[str, Any],
+    check: DecisionCheck,
+    now: datetime,
+) -> _Outcome:
+    """Write an accepted answer's outcome in the caller's transaction."""
     assert check.status is not None
     code: str | None = None
     values: dict[str, Any] = {"id": row.id, "now": now, "device_id": device.id}
@@ -176,54 +191,61 @@ async def record_answer(
         update_row = _RESOLVE
 
     owner = {"auth_profile": row.auth_profile, "user_id": row.user_id}
-    async with service.database.write_rows() as rows:
-        won = await rows.run(update_row, values) == 1
+    won = await rows.run(update_row, values) == 1
+    await record_audit(
+        rows,
+        "decision",
+        username=row.username,
+        auth_profile=row.auth_profile,
+        application=row.application,
+        transaction_id=row.id,
+        device_id=device.id,
+        # The outcome is what the answer did (approved, denied, fraud; pending while a code is
+        # awaited), so a wrong number shows as denied; the device's own choice is kept in the
+        # details.
+        outcome=(final_status if won else "ignored"),
+        reason=check.problem if won else "transaction already resolved",
+        details={"uv": message.get("uv"), "decision": message.get("decision")},
+    )
+    if won and check.status == "fraud":
+        if await rows.first(_USER_LOCK, owner) is None:
+            await rows.run(
+                _ADD_USER_LOCK,
+                {
+                    "auth_profile": row.auth_profile or "",
+                    "user_id": row.user_id or "",
+                    "username": row.username,
+                    "reason": "fraud",
+                    "created_at": now,
+                },
+            )
         await record_audit(
             rows,
-            "decision",
+            "fraud_alert",
             username=row.username,
             auth_profile=row.auth_profile,
             application=row.application,
             transaction_id=row.id,
             device_id=device.id,
-            # The outcome is what the answer did (approved, denied, fraud; pending while a code
-            # is awaited), so a wrong number shows as denied; the device's own choice is kept
-            # in the details.
-            outcome=(final_status if won else "ignored"),
-            reason=check.problem if won else "transaction already resolved",
-            details={"uv": message.get("uv"), "decision": message.get("decision")},
+            outcome="locked",
+            reason="fraud reported by the user",
         )
-        if won and check.status == "fraud":
-            if await rows.first(_USER_LOCK, owner) is None:
-                await rows.run(
-                    _ADD_USER_LOCK,
-                    {
-                        "auth_profile": row.auth_profile or "",
-                        "user_id": row.user_id or "",
-                        "username": row.username,
-                        "reason": "fraud",
-                        "created_at": now,
-                    },
-                )
-            await record_audit(
-                rows,
-                "fraud_alert",
-                username=row.username,
-                auth_profile=row.auth_profile,
-                application=row.application,
-                transaction_id=row.id,
-                device_id=device.id,
-                outcome="locked",
-                reason="fraud reported by the user",
-            )
-        device_ids = await rows.scalars(_USER_DEVICES, owner)
-    if not won:
+    device_ids = await rows.scalars(_USER_DEVICES, owner)
+    return _Outcome(won, final_status, code, device_ids)
+
+
+async def _after_resolve(
+    service: LoginService, row: Any, device: Any, check: DecisionCheck, outcome: _Outcome
+) -> AnswerResult:
+    """Tell the waiting requests and the user's other devices, once the outcome has committed."""
+    if not outcome.won:
         current = await service.get_status(row.id)
         return AnswerResult(False, current.status)
     if check.status == "fraud":
         log.warning(
             "fraud reported transaction=%s user=%r device=%s", row.id, row.username, device.id
         )
+    final_status = outcome.final_status
     if final_status == PENDING:
         await service.fanout.transaction_changed(row.id)
     else:
@@ -231,9 +253,9 @@ async def record_answer(
         # resolve, which is harmless because only a pending status reports it.
         final = LoginStatus.of_row(row, final_status, check.problem)
         await service.fanout.transaction_closed(
-            row.id, final_status, [d for d in device_ids if d != device.id], final
+            row.id, final_status, [d for d in outcome.device_ids if d != device.id], final
         )
-    return AnswerResult(True, final_status, code)
+    return AnswerResult(True, final_status, outcome.code)
 
 
 async def submit_code(service: LoginService, transaction_id: str, code: str) -> LoginStatus:

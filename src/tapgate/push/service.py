@@ -40,7 +40,7 @@ from tapgate.push.ports import PENDING, REJECTED, LoginRequest, LoginStatus
 from tapgate.secret import Secret
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceRow, TransactionRow
-from tapgate.store.prepared import Prepared
+from tapgate.store.prepared import Prepared, Statements
 from tapgate.store.tables import TRANSACTIONS, USER_LOCKS
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,21 @@ MAX_CODE_ATTEMPTS = 5
 class Rejection:
     reason: str
     user: DirectoryUser | None = None
+
+
+@dataclass
+class FirstFactorPassed:
+    """A user whose first factor passed, and what its record still needs written.
+
+    The audit record, the lock check and the release of the password attempt's counters are
+    written in the transaction that creates the push, which saves a write transaction a login.
+    """
+
+    user: DirectoryUser
+    require_password: bool
+    reservation: list[int]
+    user_key: str
+    source_ip: str | None
 
 
 # Built once: building a statement and its cache key costs about as much as running it.
@@ -147,21 +162,20 @@ class LoginService:
         )
         if isinstance(outcome, Rejection):
             return await self._reject(request, outcome)
-        user = outcome
 
         selection = select_method(
             application.methods,
-            user,
+            outcome.user,
             snapshot.routes,
             snapshot.policies,
             snapshot.policy_index,
         )
-        if selection.push_profile is None:
-            return await self._reject(
-                request, Rejection("no_method", user), decided_by=selection.decided_by
-            )
-        profile = snapshot.push_profile(selection.push_profile)
-        return await self._send_push(request, user, profile, selection.decided_by)
+        profile = (
+            snapshot.push_profile(selection.push_profile)
+            if selection.push_profile is not None
+            else None
+        )
+        return await self._send_push(request, outcome.user, profile, selection.decided_by, outcome)
 
     async def _first_factor(
         self,
@@ -169,7 +183,7 @@ class LoginService:
         request: LoginRequest,
         require_password: bool,
         methods: tuple[str, ...],
-    ) -> DirectoryUser | Rejection:
+    ) -> FirstFactorPassed | Rejection:
         now = self.clock.now()
         source_key = request.client_ip or request.source
         async with self.database.write_rows() as rows:
@@ -251,26 +265,30 @@ class LoginService:
             await self._release(reservation)
             return Rejection(reason, user)
 
-        async with self.database.write_rows() as rows:
-            if require_password:
-                await ratelimit.release(rows, reservation or [])
-                await ratelimit.clear_failures(rows, user_key)
-            await record_audit(
-                rows,
-                "first_factor",
-                username=user.username,
-                auth_profile=user.auth_profile,
-                application=request.application,
-                outcome="success",
-                source_ip=request.client_ip,
-                details={"password_checked": require_password},
-            )
-            lock = await rows.first(
-                _LOCK, {"auth_profile": user.auth_profile, "user_id": user.user_id}
-            )
-        if lock is not None:
-            return Rejection("fraud_locked", user)
-        return user
+        return FirstFactorPassed(
+            user, require_password, reservation or [], user_key, request.client_ip
+        )
+
+    async def _record_first_factor(
+        self, rows: Statements, request: LoginRequest, passed: FirstFactorPassed
+    ) -> bool:
+        """Write a passed first factor's record; return whether a fraud lock stops the login."""
+        user = passed.user
+        if passed.require_password:
+            await ratelimit.release(rows, passed.reservation)
+            await ratelimit.clear_failures(rows, passed.user_key)
+        await record_audit(
+            rows,
+            "first_factor",
+            username=user.username,
+            auth_profile=user.auth_profile,
+            application=request.application,
+            outcome="success",
+            source_ip=passed.source_ip,
+            details={"password_checked": passed.require_password},
+        )
+        lock = await rows.first(_LOCK, {"auth_profile": user.auth_profile, "user_id": user.user_id})
+        return lock is not None
 
     async def _release(self, reservation: list[int] | None) -> None:
         if reservation:
@@ -340,9 +358,38 @@ class LoginService:
             "language": request.language,
         }
 
-    async def _send_push(
-        self, request: LoginRequest, user: DirectoryUser, profile: PushProfileSpec, decided_by: str
+    async def _no_push(
+        self,
+        request: LoginRequest,
+        user: DirectoryUser,
+        decided_by: str,
+        passed: FirstFactorPassed | None,
     ) -> LoginStatus:
+        """Reject a login that no method admits, after writing its first factor's record."""
+        locked = False
+        if passed is not None:
+            async with self.database.write_rows() as rows:
+                locked = await self._record_first_factor(rows, request, passed)
+        if locked:
+            return await self._reject(request, Rejection("fraud_locked", user))
+        return await self._reject(request, Rejection("no_method", user), decided_by=decided_by)
+
+    async def _send_push(
+        self,
+        request: LoginRequest,
+        user: DirectoryUser,
+        profile: PushProfileSpec | None,
+        decided_by: str,
+        passed: FirstFactorPassed | None = None,
+    ) -> LoginStatus:
+        """Create the transaction and push it, or reject the login.
+
+        `passed` is the first factor whose record this transaction also writes. `profile` is
+        None when no method admits the user, which rejects the login with `no_method` once
+        that record is written.
+        """
+        if profile is None:
+            return await self._no_push(request, user, decided_by, passed)
         now = self.clock.now()
         user_key = f"{user.auth_profile}:{user.user_id}"
         number = new_digits(profile.number_digits) if profile.verification == "number" else None
@@ -379,8 +426,9 @@ class LoginService:
         # checked and taken under a lock in the transaction that creates the push, so
         # simultaneous logins cannot all pass the check before any of them is counted.
         async with self.database.write_rows() as rows:
-            device_ids = await pending.active_device_ids(rows, user)
-            if not device_ids:
+            if passed is not None and await self._record_first_factor(rows, request, passed):
+                rejection = "fraud_locked"
+            elif not (device_ids := await pending.active_device_ids(rows, user)):
                 rejection = "no_device"
             elif (
                 await ratelimit.reserve(rows, [(ratelimit.PUSH_SENT, user_key, push_limit)], now)
@@ -406,6 +454,8 @@ class LoginService:
                         "verification": profile.verification,
                     },
                 )
+        if rejection == "fraud_locked":
+            return await self._reject(request, Rejection(rejection, user))
         if rejection is not None:
             return await self._reject(request, Rejection(rejection, user), decided_by)
 
@@ -435,8 +485,7 @@ class LoginService:
     # ---- status -------------------------------------------------------------------------------
 
     async def get_status(self, transaction_id: str) -> LoginStatus:
-        async with self.database.read_rows() as rows:
-            row = await rows.first(_STATUS, {"id": transaction_id})
+        row = await self.database.read_first(_STATUS, {"id": transaction_id})
         if row is None:
             raise NotFoundError(f"transaction {transaction_id!r} not found")
         if row.status == PENDING and self.clock.now() >= row.expires_at:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
 from tapgate.errors import ConfigError
 from tapgate.store.group_commit import GroupCommit
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
-from tapgate.store.prepared import Statements, psycopg_statements
+from tapgate.store.prepared import Prepared, Statements, psycopg_statements
 from tapgate.store.sqlite_rows import SqliteReaders
 
 log = logging.getLogger(__name__)
@@ -190,6 +190,13 @@ class Database:
         if self.url.sqlite_path is None:
             return self._postgresql_statements(self.read_engine)
         return self._readers.transaction()
+
+    async def read_first(self, prepared: Prepared, values: Mapping[str, Any]) -> Any:
+        """Run one `Prepared` SELECT in a read transaction of its own; return its first row."""
+        if self.url.sqlite_path is None:
+            async with self._postgresql_statements(self.read_engine) as rows:
+                return await rows.first(prepared, values)
+        return await self._readers.first(prepared, values)
 
     def change_stamp(self) -> int | None:
         """Return a number that changes whenever another connection commits, or None.

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
-from tapgate.store.prepared import Statements, sqlite_statements
+from tapgate.store.prepared import Prepared, Statements, sqlite_statements
 
 _Reader = tuple[sqlite3.Connection, Statements]
 
@@ -35,6 +36,21 @@ class SqliteReaders:
 
     def transaction(self) -> ReadTransaction:
         return ReadTransaction(self)
+
+    async def first(self, prepared: Prepared, values: Mapping[str, Any]) -> Any:
+        """Run one SELECT on its own and return its first row, or None.
+
+        A single statement in autocommit mode reads one consistent snapshot, so it needs no
+        BEGIN and COMMIT of its own. Without them a status read runs one statement, not three.
+        """
+        reader = self.take()
+        try:
+            row = await reader[1].first(prepared, values)
+        except BaseException:
+            reader[0].close()
+            raise
+        self.give_back(reader)
+        return row
 
     def take(self) -> _Reader:
         if self._idle:
