@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from tapgate.api.clients import TokenCache, application_for_token
 from tapgate.clock import SystemClock
 from tapgate.directory.local import LocalAuthProfile, NewLocalUser, add_local_user
 from tapgate.keys import KeyRing
+from tapgate.store.checkpoint import BACKSTOP_PAGES
 from tapgate.store.database import Database
 from tapgate.store.migrate import upgrade
 from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow, AuthProfileRow
@@ -373,3 +375,91 @@ def test_local_user_cache_follows_changes(db_url: str) -> None:
             await database.close()
 
     asyncio.run(scenario())
+
+
+class _SlowCommit:
+    """A connection whose COMMIT waits for the test to let it go, on whatever thread runs it."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.thread_name = ""
+
+    def commit(self) -> None:
+        self.thread_name = threading.current_thread().name
+        self.started.set()
+        assert self.release.wait(10)
+        self._connection.commit()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._connection, name)
+
+
+def test_thread_commit_holds_gate(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def write(database: Database, transaction_id: str) -> None:
+        async with database.write_rows() as rows:
+            await rows.run(_ADD, _values(transaction_id))
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        real = database._group.connection
+        slow = _SlowCommit(real)
+        database._group._connection = slow  # type: ignore[assignment]
+        try:
+            stamp_before = database.change_stamp()
+            first = asyncio.create_task(write(database, "tx-1"))
+            while not slow.started.is_set():
+                await asyncio.sleep(0.001)
+            # The event loop runs on while the COMMIT waits on its thread.
+            assert slow.thread_name.startswith("tapgate-commit")
+            assert database._write_gate.locked()
+            await asyncio.sleep(0)
+            assert database.change_stamp() == stamp_before
+            second = asyncio.create_task(write(database, "tx-2"))
+            await asyncio.sleep(0.05)
+            assert not first.done()
+            assert not second.done()
+            assert _committed_ids(path) == []
+            slow.release.set()
+            await asyncio.wait_for(asyncio.gather(first, second), 10)
+            assert _committed_ids(path) == ["tx-1", "tx-2"]
+        finally:
+            slow.release.set()
+            database._group._connection = real
+            await database.close()
+
+    asyncio.run(scenario())
+
+
+def test_checkpoints_run_on_their_own_thread(db_url: str) -> None:
+    _sqlite_path(db_url)
+    upgrade(db_url)
+    threads: list[str] = []
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        checkpointer = database._group.checkpointer
+        checkpointer._interval = 0.0
+        original = checkpointer._checkpoint
+
+        def recorded() -> None:
+            threads.append(threading.current_thread().name)
+            original()
+
+        checkpointer._checkpoint = recorded  # type: ignore[method-assign]
+        try:
+            for n in range(3):
+                async with database.write_rows() as rows:
+                    await rows.run(_ADD, _values(f"tx-{n}"))
+            backstop = database._group.connection.execute("PRAGMA wal_autocheckpoint")
+            assert backstop.fetchone()[0] == BACKSTOP_PAGES
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+    assert threads
+    assert all(name.startswith("tapgate-checkpoint") for name in threads)
