@@ -159,8 +159,22 @@ def test_unlock_after_fraud(server: Server) -> None:
     api.login("berk", PASSWORD)
     send_answer(phone, fetch_challenges(phone)[0], "fraud", number=None, uv=False)
     assert api.login("berk", PASSWORD).json()["reason"] == "fraud_locked"
-    server.cli("user", "unlock", "berk")
+    unlocked = server.cli("user", "unlock", "berk")
+    assert unlocked.stdout.strip() == "unlocked berk: lifted the fraud lock"
     assert api.login("berk", PASSWORD).json()["status"] == "pending"
+
+
+def test_unlock_forgets_failed_passwords(server: Server) -> None:
+    enroll_device(server, "berk")
+    api = Api(server, "portal")
+    for _ in range(5):
+        assert api.login("berk", "yanlış-şifre").json()["reason"] == "invalid_credentials"
+    assert api.login("berk", PASSWORD).json()["reason"] == "rate_limited"
+    unlocked = server.cli("user", "unlock", "berk")
+    assert unlocked.stdout.strip() == "unlocked berk: forgot 5 failed passwords"
+    assert api.login("berk", PASSWORD).json()["status"] == "pending"
+    again = server.cli("user", "unlock", "berk")
+    assert again.stdout.strip() == "berk had no fraud lock and no failed passwords"
 
 
 def test_duplicate_username_in_any_case_rejected(server: Server) -> None:

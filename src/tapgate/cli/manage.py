@@ -21,6 +21,7 @@ from tapgate.objects.document import ObjectSet
 from tapgate.objects.repository import apply_objects, load_objects
 from tapgate.objects.specs import PolicySpec, parse_policy
 from tapgate.policy.validation import POLICY_ATTRIBUTES
+from tapgate.push import ratelimit
 from tapgate.secret import Secret
 from tapgate.store.models import AuthProfileRow, DeviceRow, LocalUserRow, UserLockRow
 
@@ -327,9 +328,10 @@ def user_set_password(username: str, auth_profile: str, config_file: str | None)
 @config_option
 @handle_errors
 def user_unlock(username: str, auth_profile: str | None, config_file: str | None) -> None:
-    """Lift the push lock a fraud report put on USERNAME."""
+    """Lift the push lock a fraud report put on USERNAME, and forget the user's failed
+    passwords, so that neither keeps the user's logins rejected."""
 
-    async def body(context: Context) -> bool:
+    async def body(context: Context) -> tuple[bool, int]:
         found = await find_user(context, username, auth_profile, check_account=False)
         async with context.database.write() as session:
             result = await session.execute(
@@ -339,16 +341,30 @@ def user_unlock(username: str, auth_profile: str | None, config_file: str | None
                 )
             )
             lifted = getattr(result, "rowcount", 0) > 0
+            forgotten = await ratelimit.clear_failures(
+                session, f"{found.auth_profile}:{found.user_id}"
+            )
+            changes = [
+                *(["lifted fraud lock"] if lifted else []),
+                *([f"forgot {forgotten} failed passwords"] if forgotten else []),
+            ]
             await record_audit(
                 session,
                 "admin_change",
                 username=found.username,
                 auth_profile=found.auth_profile,
                 actor="tapgate user unlock",
-                outcome="applied" if lifted else "unchanged",
-                details={"change": "lifted fraud lock"},
+                outcome="applied" if changes else "unchanged",
+                details={"change": ", ".join(changes) or "nothing to unlock"},
             )
-            return lifted
+            return lifted, forgotten
 
-    lifted = run(with_context(config_file, body))
-    click.echo(f"unlocked {username}" if lifted else f"{username} had no lock")
+    lifted, forgotten = run(with_context(config_file, body))
+    if not lifted and not forgotten:
+        click.echo(f"{username} had no fraud lock and no failed passwords")
+        return
+    done = [
+        *(["lifted the fraud lock"] if lifted else []),
+        *([f"forgot {forgotten} failed passwords"] if forgotten else []),
+    ]
+    click.echo(f"unlocked {username}: {' and '.join(done)}")

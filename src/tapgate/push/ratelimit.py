@@ -108,6 +108,6 @@ async def prune_events(session: AsyncSession, before: datetime) -> None:
     await session.execute(delete(RateEventRow).where(RateEventRow.at < before))
 
 
-async def clear_failures(session: Target, key: str) -> None:
-    """Forget a user's failed first factors after a success."""
-    await run_in(session, _CLEAR, {"key": key})
+async def clear_failures(session: Target, key: str) -> int:
+    """Forget a user's failed first factors after a success or an unlock; return their number."""
+    return await run_in(session, _CLEAR, {"key": key})
