@@ -463,3 +463,42 @@ def test_checkpoints_run_on_their_own_thread(db_url: str) -> None:
     asyncio.run(scenario())
     assert threads
     assert all(name.startswith("tapgate-checkpoint") for name in threads)
+
+
+def test_lock_wait_keeps_loop_running(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        running = asyncio.create_task(ticker())
+        try:
+            async with database.write_rows() as rows:
+                await rows.run(_ADD, _values("tx-before"))
+            # Another process's write transaction, which ends after 0.4 s.
+            holder.execute("BEGIN IMMEDIATE")
+            asyncio.get_running_loop().call_later(0.4, holder.execute, "COMMIT")
+            started = ticks
+            async with database.write_rows() as rows:
+                await rows.run(_ADD, _values("tx-after-wait"))
+            # The loop ran about every 10 ms while the block waited for the lock.
+            assert ticks - started >= 20
+        finally:
+            running.cancel()
+            await database.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+    assert _committed_ids(path) == ["tx-after-wait", "tx-before"]

@@ -87,7 +87,11 @@ def _sqlite_pragmas(dbapi_connection: Any) -> None:
     # The timeout first: setting the journal mode needs a lock that another process's write
     # transaction may hold, and without a timeout that fails at once.
     cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Asked first: setting it, even to the mode the file has already, fails with "database is
+    # locked" while another connection holds the write lock.
+    cursor.execute("PRAGMA journal_mode")
+    if cursor.fetchone()[0].lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -141,7 +145,13 @@ class Database:
         # SQLite only: one writer at a time in this process, whether it writes through a
         # session or through `write_rows()`, which use different connections.
         self._write_gate = asyncio.Lock()
-        self._group = GroupCommit(self._sqlite_connect, self.write_engine.dialect, self._write_gate)
+        self._group = GroupCommit(
+            self._sqlite_connect,
+            self.write_engine.dialect,
+            self._write_gate,
+            # Read at each wait, so that a test can shorten the module's value.
+            lambda: _BUSY_TIMEOUT_MS / 1000,
+        )
         self._stamp_of_turn: int | None = None
         self._readers = SqliteReaders(
             self._sqlite_connect, self.write_engine.dialect, _SPARE_READERS

@@ -38,6 +38,9 @@ from tapgate.store.prepared import Statements, sqlite_statements
 log = logging.getLogger(__name__)
 
 _SAVEPOINT = "SAVEPOINT write_rows"
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_FIRST_RETRY_SECONDS = 0.001
+_LAST_RETRY_SECONDS = 0.05
 _RELEASE = "RELEASE write_rows"
 _ROLLBACK_TO = "ROLLBACK TO write_rows"
 
@@ -61,9 +64,14 @@ class GroupCommit:
     """
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], dialect: Dialect, gate: asyncio.Lock
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        dialect: Dialect,
+        gate: asyncio.Lock,
+        busy_timeout: Callable[[], float],
     ) -> None:
         self._connect = connect
+        self._busy_timeout = busy_timeout
         self._dialect = dialect
         self.gate = gate
         self._connection: sqlite3.Connection | None = None
@@ -81,6 +89,9 @@ class GroupCommit:
             connection = self._connect()
             try:
                 connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+                # BEGIN IMMEDIATE waits for another process's write lock in `_begin`, on the
+                # event loop, instead of in SQLite's busy handler, which would stop the loop.
+                connection.execute("PRAGMA busy_timeout=0")
             except sqlite3.Error:
                 connection.close()
                 raise
@@ -123,12 +134,12 @@ class GroupCommit:
             self._connection.close()
             self._connection = None
 
-    def begin_block(self) -> tuple[_Batch, Statements]:
+    async def begin_block(self) -> tuple[_Batch, Statements]:
         """Open the caller's savepoint in the open batch, or in a new one.
 
         The caller must have acquired the gate."""
         connection = self.connection
-        batch = self._batch if self._batch is not None else self._begin(connection)
+        batch = self._batch if self._batch is not None else await self._begin(connection)
         self._run(connection, batch, _SAVEPOINT)
         assert self.statements is not None
         return batch, self.statements
@@ -149,11 +160,27 @@ class GroupCommit:
         finally:
             self._commit_if_due(batch)
 
-    def _begin(self, connection: sqlite3.Connection) -> _Batch:
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
+    async def _begin(self, connection: sqlite3.Connection) -> _Batch:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._busy_timeout()
+        delay = _FIRST_RETRY_SECONDS
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.Error as exc:
+                busy = getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES
+                if not busy or loop.time() >= deadline:
+                    if busy:
+                        log.warning(
+                            "write lock still held by another connection seconds=%.1f error=%s",
+                            self._busy_timeout(),
+                            exc,
+                        )
+                    raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
+            # Another process (the CLI, a second server) holds SQLite's write lock.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LAST_RETRY_SECONDS)
         batch = self._batch = _Batch()
         # Every batch is committed, even one whose only block raised, so the write lock is
         # never kept past this turn of the event loop by an idle transaction.
@@ -263,7 +290,7 @@ class Block:
         gate = self._group.gate
         await gate.acquire()
         try:
-            self._batch, statements = self._group.begin_block()
+            self._batch, statements = await self._group.begin_block()
         except BaseException:
             gate.release()
             raise
