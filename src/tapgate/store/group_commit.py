@@ -173,12 +173,12 @@ class GroupCommit:
                 if not busy or loop.time() >= deadline:
                     if busy:
                         log.warning(
-                            "write lock still held by another connection seconds=%.1f error=%s",
+                            "timed out waiting for the SQLite write lock seconds=%.1f error=%s",
                             self._busy_timeout(),
                             exc,
                         )
                     raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from exc
-            # Another process (the CLI, a second server) holds SQLite's write lock.
+            # Another process, such as a CLI command, holds SQLite's write lock.
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LAST_RETRY_SECONDS)
         batch = self._batch = _Batch()
