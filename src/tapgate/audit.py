@@ -96,6 +96,18 @@ async def record_audit(
         },
     )
     routine = event in _ROUTINE_EVENTS or (event == "first_factor" and outcome == "success")
+    change = details.get("change") if details else None
+    if change is not None:
+        # An administrator's change is logged with its text, which contains names but no secret.
+        log.info(
+            "audit event=%s actor=%r user=%r outcome=%s change=%r",
+            event,
+            actor,
+            username,
+            outcome,
+            change,
+        )
+        return
     log.log(
         logging.DEBUG if routine else logging.INFO,
         # %r escapes newlines and control characters a username may carry into the log.

@@ -43,3 +43,29 @@ def test_audit_line_level(
     assert len(lines) == 1
     assert lines[0].levelno == level
     assert f"event={event} " in lines[0].getMessage()
+
+
+def test_admin_change_line_names_change(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    upgrade(db_url)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+            async with database.write_rows() as rows:
+                await record_audit(
+                    rows,
+                    "admin_change",
+                    actor="tapgate apply",
+                    outcome="applied",
+                    details={"change": "created auth profile personel-ğüş"},
+                )
+        finally:
+            await database.close()
+
+    with caplog.at_level(logging.INFO, logger="tapgate.audit"):
+        asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.name == "tapgate.audit"]
+    assert lines == [
+        "audit event=admin_change actor='tapgate apply' user=None outcome=applied "
+        "change='created auth profile personel-ğüş'"
+    ]

@@ -17,6 +17,7 @@ from tapgate.authenticator.device import (
     fetch_challenges,
     send_answer,
     send_receipt,
+    split_enrollment_url,
     stream_events,
 )
 from tapgate.authenticator.device import (
@@ -101,13 +102,24 @@ def enroll(
     try:
         state = enroll_device(url, name, relay_url=relay_url)
     except (ProtocolError, httpx.HTTPError) as exc:
-        fail(str(exc) or type(exc).__name__)
+        fail(_problem(exc, split_enrollment_url(url)[0]))
         return
     state.pin_hash = pin_hash
     create_state(path, state)
     click.echo(f"enrolled device {state.device_id} for {state.username} at {state.public_url}")
     if state.confirmation_code:
         click.echo(f"confirmation code: {state.confirmation_code}")
+
+
+def _problem(exc: Exception, public_url: str) -> str:
+    """Return the message for a failed request, naming the server when it was unreachable."""
+    if isinstance(exc, httpx.TransportError):
+        return (
+            f"cannot reach the tapgate server at {public_url} ({str(exc) or type(exc).__name__}); "
+            "check that `tapgate serve` runs there and that its public_url, which the "
+            "enrollment URL carries, names this host and port"
+        )
+    return str(exc) or type(exc).__name__
 
 
 def _row(message: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +138,7 @@ def pending(state_file: str, as_json: bool, config_file: str | None) -> None:
     try:
         challenges = fetch_challenges(state)
     except (ProtocolError, httpx.HTTPError) as exc:
-        fail(str(exc) or type(exc).__name__)
+        fail(_problem(exc, state.public_url))
         return
     for message in challenges:
         state.remember(message)
@@ -237,7 +249,9 @@ def answer(
         for fetched in fetch_challenges(state):
             state.remember(fetched)
     except (ProtocolError, httpx.HTTPError) as exc:
-        click.echo(f"warning: could not refresh challenges: {exc}", err=True)
+        click.echo(
+            f"warning: could not refresh challenges: {_problem(exc, state.public_url)}", err=True
+        )
     save_state(path, state)
     message = state.challenges.get(transaction_id)
     if message is None:
@@ -246,7 +260,7 @@ def answer(
     try:
         result = _answer(state, message, decision, number)
     except (ProtocolError, httpx.HTTPError) as exc:
-        fail(str(exc) or type(exc).__name__)
+        fail(_problem(exc, state.public_url))
         return
     if not result.get("accepted"):
         fail(f"answer not accepted; the transaction is {result.get('status')}")
@@ -295,8 +309,9 @@ def listen(
                         "receipt not sent transaction=%s error=%s", message["transaction_id"], exc
                     )
                 _show(message, err=True, number_from="asked for below")
+                # click appends the choices to the prompt itself.
                 decision = automatic or click.prompt(
-                    "approve, deny or fraud", type=click.Choice(["approve", "deny", "fraud"])
+                    "Decision", type=click.Choice(["approve", "deny", "fraud"])
                 )
                 number = None
                 if decision == "approve" and message.get("verification") == "number" and automatic:
