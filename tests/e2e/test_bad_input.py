@@ -88,6 +88,12 @@ def test_bad_bearer_token(server: Server) -> None:
     assert response.json()["error"] == "invalid_token"
 
 
+def test_console_json_without_sign_in(server: Server) -> None:
+    response = httpx.get(server.base + "/admin/audit/export.json", follow_redirects=False)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+
+
 def test_oauth_wrong_secret(server: Server) -> None:
     created = server.cli_json("client", "add", "portal", "--json")
     response = httpx.post(

@@ -101,7 +101,10 @@ async def enrolling_admin(request: Request) -> AdminIdentity | None:
 async def require_admin(request: Request) -> AdminIdentity:
     admin = await current_admin(request)
     if admin is None:
-        wants_json = "application/json" in request.headers.get("accept", "")
+        # A script fetching an export may send no Accept header; the path says JSON too.
+        wants_json = "application/json" in request.headers.get(
+            "accept", ""
+        ) or request.url.path.endswith(".json")
         raise AdminRequired(request.url.path, wants_json)
     return admin
 
