@@ -80,7 +80,9 @@ class GroupCommit:
         self._committer: ThreadPoolExecutor | None = None
         self._commits: set[asyncio.Task[None]] = set()
         self.checkpointer = Checkpointer(connect)
-        # While a commit runs on the thread: the connection's data_version, read as it began.
+        # True while a commit runs on the thread, and the connection's data_version as it
+        # began (None if that read failed).
+        self.committing = False
         self.stamp_in_commit: int | None = None
 
     @property
@@ -98,10 +100,6 @@ class GroupCommit:
             self._connection = connection
             self.statements = sqlite_statements(self._dialect, connection)
         return self._connection
-
-    @property
-    def committing(self) -> bool:
-        return self.stamp_in_commit is not None
 
     def block(self) -> Block:
         """Return one caller's transaction: a savepoint in the open batch, exited once the batch
@@ -237,10 +235,14 @@ class GroupCommit:
             connection = self.connection
             # Nothing else can commit while this connection holds the write lock, so the
             # number read now stays right until the commit ends.
-            stamp = connection.execute("PRAGMA data_version").fetchone()[0]
+            try:
+                self.stamp_in_commit = int(connection.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                log.warning("reading data_version before a commit failed error=%s", exc)
+                self.stamp_in_commit = None
             if self._committer is None:
                 self._committer = ThreadPoolExecutor(1, thread_name_prefix="tapgate-commit")
-            self.stamp_in_commit = int(stamp)
+            self.committing = True
             committed = self._committer.submit(connection.commit)
             try:
                 await asyncio.wrap_future(committed)
@@ -253,6 +255,7 @@ class GroupCommit:
                 self._settle(batch, exc)
                 return
             finally:
+                self.committing = False
                 self.stamp_in_commit = None
         self._settle(batch, None)
 
@@ -264,7 +267,11 @@ class GroupCommit:
             self.checkpointer.after_commit()
             return
         assert self._connection is not None
-        self._connection.rollback()
+        try:
+            self._connection.rollback()
+        except sqlite3.Error as exc:
+            # The waiters are told of the first error all the same.
+            log.warning("rollback after a failed group commit failed error=%s", exc)
         log.warning("group commit failed blocks=%d error=%s", len(batch.waiters), error)
         if isinstance(error, sqlite3.Error):
             _fail(batch, error, "COMMIT")
