@@ -298,7 +298,7 @@ INVALID = [
     ),
     pytest.param(
         changed(lambda d: d["policies"][0].update(push_profile="satis")),
-        ["policy 1", "auth profile 'kurumsal'", "push profile 'satis'"],
+        ["policies[1]", "auth profile 'kurumsal'", "push profile 'satis'"],
         id="policy-auth-profile-outside-chain",
     ),
     pytest.param(
@@ -313,7 +313,7 @@ INVALID = [
     ),
     pytest.param(
         changed(lambda d: d["policies"][0].update(attribute="ayakkabiNumarasi")),
-        ["policy 1", "'ayakkabiNumarasi'"],
+        ["policies[1]", "'ayakkabiNumarasi'"],
         id="policy-unknown-attribute",
     ),
     pytest.param(
@@ -323,7 +323,7 @@ INVALID = [
     ),
     pytest.param(
         changed(lambda d: d["policies"][0].update(values=["/(Bilgi/"])),
-        ["policy 1", "'/(Bilgi/'"],
+        ["policies[1]", "'/(Bilgi/'"],
         id="policy-bad-regex",
     ),
     pytest.param(

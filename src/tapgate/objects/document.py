@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tapgate.delivery.config import DeliveryProviderSpec, parse_delivery_provider
-from tapgate.errors import ObjectError
+from tapgate.errors import ObjectError, PolicyValueError
 from tapgate.folding import fold
 from tapgate.objects.specs import (
     MAX_POLICIES,
@@ -128,8 +128,23 @@ def _check_policy(position: int, policy: PolicySpec, merged: ObjectSet) -> None:
     candidate = Policy(
         position, policy.push_profile, policy.auth_profile, policy.attribute, policy.values
     )
-    # validate_policy names the policy by position and the value at fault in its errors.
-    validate_policy(candidate, routes)
+    # validate_policy names the policy by position and the value at fault in its errors, as
+    # "policy N"; a document's errors name it by its place in the list, as "policies[N]".
+    try:
+        validate_policy(candidate, routes)
+    except PolicyValueError as error:
+        raise PolicyValueError(
+            _document_prefix(str(error), position), error.value, error.position
+        ) from error
+    except ObjectError as error:
+        raise ObjectError(_document_prefix(str(error), position)) from error
+
+
+def _document_prefix(message: str, position: int) -> str:
+    prefix = f"policy {position}: "
+    if message.startswith(prefix):
+        return f"policies[{position}]: {message.removeprefix(prefix)}"
+    return message
 
 
 def _comparison_form(value: str) -> str:
