@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import pytest
@@ -289,3 +290,48 @@ def test_device_requests_without_signature(server: Server) -> None:
             server.base + path, headers={"Authorization": f"TapgateDevice {deep}.AAAA"}
         )
         assert nested.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/device/v1/answer", "/device/v1/receipt"])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_device_body_not_utf8(server: Server, path: str, encoding: str) -> None:
+    phone = enroll_device(server, "ayşe")
+    # A lone surrogate that a UTF-16 body would smuggle past the check of UTF-8 bodies.
+    text = json.dumps(
+        {"message": {"device_id": phone.device_id, "transaction_id": "\ud800"}, "signature": "A"}
+    )
+    response = httpx.post(
+        server.base + path,
+        content=text.encode(encoding),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["message"]
+
+
+def test_answer_with_duplicate_key(server: Server) -> None:
+    body = b'{"message": {"decision": "approve", "decision": "deny"}, "signature": "A"}'
+    response = httpx.post(
+        server.base + "/device/v1/answer",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "'decision' twice" in response.json()["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/vnd.tapgate+json"])
+def test_login_with_duplicate_key(api: Api, content_type: str) -> None:
+    body = '{"username": "güneş", "username": "ayşe", "password": "x"}'.encode()
+    response = post_raw(api, body, content_type)
+    assert response.status_code == 400
+    assert "'username' twice" in response.json()["message"]
+
+
+def test_answer_transaction_id_too_long(server: Server) -> None:
+    phone = enroll_device(server, "ayşe")
+    body = {"message": {"device_id": phone.device_id, "transaction_id": "t" * 65}, "signature": "A"}
+    response = httpx.post(server.base + "/device/v1/answer", json=body)
+    assert response.status_code == 400
+    assert "at most 64 characters" in response.json()["message"]
+    assert "t" * 65 not in response.text

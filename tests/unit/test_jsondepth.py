@@ -69,3 +69,24 @@ def test_refused_exactly_when_deeper_than_the_limit(value: object, limit: int) -
             jsondepth.loads(text, limit)
     else:
         assert jsondepth.loads(text, limit) == value
+
+
+def test_duplicate_key_is_refused_at_any_depth() -> None:
+    with pytest.raises(jsondepth.DuplicateKey) as raised:
+        jsondepth.loads('{"message": {"decision": "approve", "decision": "deny"}}')
+    assert raised.value.key == "decision"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32-be"])
+def test_bytes_must_be_utf8(encoding: str) -> None:
+    with pytest.raises(jsondepth.NotUtf8):
+        jsondepth.loads('{"username": "ığdır"}'.encode(encoding))
+
+
+def test_invalid_utf8_is_refused() -> None:
+    with pytest.raises(jsondepth.NotUtf8):
+        jsondepth.loads(b'{"username": "\xff"}')
+
+
+def test_utf8_with_turkish_letters_is_read() -> None:
+    assert jsondepth.loads('{"username": "İşçi Ğ"}'.encode()) == {"username": "İşçi Ğ"}

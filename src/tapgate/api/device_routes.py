@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 
 from tapgate import jsondepth
 from tapgate.api.auth_routes import RuntimeDep
-from tapgate.api.errors import error_response
+from tapgate.api.errors import duplicate_key_error, error_response
 from tapgate.audit import record_audit
 from tapgate.crypto.signing import public_key_to_text
 from tapgate.delivery.receipts import record_receipt
@@ -44,13 +44,19 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         body = jsondepth.loads(raw)
     except jsondepth.TooDeep as exc:
         raise RequestError(f"request body {exc}", "invalid_request", 400) from exc
+    except jsondepth.DuplicateKey as exc:
+        raise duplicate_key_error(exc) from exc
+    except jsondepth.NotUtf8 as exc:
+        raise RequestError(
+            "request body is not UTF-8; send JSON as UTF-8", "invalid_request", 400
+        ) from exc
     except ValueError as exc:
         raise RequestError("request body is not valid JSON", "invalid_request", 400) from exc
     if not isinstance(body, dict):
         raise RequestError("request body must be a JSON object", "invalid_request", 400)
-    # In an ASCII body a lone surrogate can only come from a \u escape. Other bodies may be
-    # UTF-16, which the json module decodes with surrogates passed through.
-    if not raw.isascii() or b"\\u" in raw:
+    # The body is UTF-8 (jsondepth refuses others), so a lone surrogate can only come from a
+    # \u escape.
+    if b"\\u" in raw:
         reject_lone_surrogates(body)
     return body
 
@@ -216,7 +222,12 @@ async def answer_response(rt: Runtime, raw: bytes) -> JSONResponse:
         )
     device_id = message.get("device_id")
     if not isinstance(device_id, str) or len(device_id) > 64:
-        raise RequestError("message.device_id is missing", "invalid_request", 400)
+        raise RequestError(
+            "message.device_id is missing; it must be the device's id, a string of at most 64 "
+            "characters",
+            "invalid_request",
+            400,
+        )
     try:
         result = await record_answer(rt.login, device_id, message, signature)
     except UnknownDevice:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from tapgate import jsondepth
 from tapgate.api.limits import MAX_BODY_BYTES, BodyTooLarge
 from tapgate.errors import DeviceAuthError, NotFoundError, ObjectError, RequestError
 
@@ -107,3 +108,12 @@ def install_error_handlers(app: FastAPI) -> None:
             str(exc.detail),
             headers=getattr(exc, "headers", None),
         )
+
+
+def duplicate_key_error(exc: jsondepth.DuplicateKey) -> RequestError:
+    """Return the 400 for a request body whose object names one key twice."""
+    return RequestError(
+        f"request body names the key {exc.key!r} twice in one object; send each key once",
+        "invalid_request",
+        400,
+    )

@@ -29,7 +29,7 @@ from tapgate.api.auth_routes import (
     status_response,
 )
 from tapgate.api.device_routes import answer_response
-from tapgate.api.errors import error_for
+from tapgate.api.errors import duplicate_key_error, error_for
 from tapgate.api.limits import MAX_BODY_BYTES, reject_too_large
 from tapgate.runtime import Runtime
 from tapgate.web.security import security_headers
@@ -83,7 +83,11 @@ class HotPaths:
             return
         # FastAPI reads the body before it checks the bearer token, so a body that is not JSON
         # goes to FastAPI first, and one that fails validation only after the token check.
-        document = _json_document(_header(scope, b"content-type"), raw)
+        try:
+            document = _json_document(_header(scope, b"content-type"), raw)
+        except jsondepth.DuplicateKey as exc:
+            await self._send(send, _expected(duplicate_key_error(exc), scope))
+            return
         if document is None:
             await self.app(scope, _replay(raw, receive), send)
             return
@@ -187,6 +191,8 @@ def _json_document(content_type: str | None, raw: bytes) -> dict[str, Any] | Non
         return None
     try:
         value = jsondepth.loads(raw)
+    except jsondepth.DuplicateKey:
+        raise  # FastAPI's parser would keep the last value silently
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

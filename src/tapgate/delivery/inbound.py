@@ -34,7 +34,12 @@ async def handle_relayed_request(
         return _error(400, "invalid_request", 'body must be {"message": {...}, "signature": "..."}')
     device_id = message.get("device_id")
     if not isinstance(device_id, str) or len(device_id) > 64:
-        return _error(400, "invalid_request", "message.device_id is missing")
+        return _error(
+            400,
+            "invalid_request",
+            "message.device_id is missing; it must be the device's id, a string of at most 64 "
+            "characters",
+        )
     async with service.database.read() as session:
         device = await session.get(DeviceRow, device_id)
     relay = (device.delivery or {}).get("relay") if device is not None else None

@@ -109,8 +109,13 @@ async def record_answer(
     write transactions, an answer cost two more statements and a second connection.
     """
     transaction_id = message.get("transaction_id") if isinstance(message, dict) else None
-    if not isinstance(transaction_id, str):
-        raise RequestError("message.transaction_id is missing", "invalid_request", 400)
+    if not isinstance(transaction_id, str) or len(transaction_id) > 64:
+        raise RequestError(
+            "message.transaction_id is missing; it must be the challenge's transaction id, a "
+            "string of at most 64 characters",
+            "invalid_request",
+            400,
+        )
     now = service.clock.now()
     async with service.database.write_rows() as rows:
         # The row read here has the model's attribute names but only the columns read below.
@@ -119,11 +124,7 @@ async def record_answer(
             answering = await rows.first(_DEVICE, {"id": device})
             if answering is None:
                 raise UnknownDevice
-        row = (
-            await rows.first(_TRANSACTION, {"id": transaction_id})
-            if len(transaction_id) <= 64
-            else None
-        )
+        row = await rows.first(_TRANSACTION, {"id": transaction_id})
         if row is None or row.verification == "none":
             raise NotFoundError(f"transaction {transaction_id!r} not found")
         check = check_decision(
