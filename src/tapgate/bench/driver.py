@@ -179,14 +179,20 @@ async def run_level(
     """
     now = time.monotonic()
     run = _Run(measure_from=now + plan.warmup, deadline=now + plan.warmup + plan.duration)
-    workers = [
-        asyncio.create_task(
-            login_worker(i, plan, run)
-            if login_worker is not None
-            else _worker(i, plan, run, application, rendezvous)
-        )
-        for i in range(plan.concurrency)
-    ]
+    # With a think time, workers started together would log in in waves of `concurrency`, all
+    # thinking at once and all answering at once. Each starts a fraction of the think time
+    # later, so logins arrive spread out, as a company's do.
+    spread = plan.think_seconds / plan.concurrency
+
+    async def staggered(index: int) -> None:
+        if spread:
+            await asyncio.sleep(index * spread)
+        if login_worker is not None:
+            await login_worker(index, plan, run)
+        else:
+            await _worker(index, plan, run, application, rendezvous)
+
+    workers = [asyncio.create_task(staggered(i)) for i in range(plan.concurrency)]
     await asyncio.sleep(max(0.0, run.measure_from - time.monotonic()))
     server_before = sample_process(server_pid)
     directory_before = sample_process(directory_pid).cpu_seconds if directory_pid else 0.0

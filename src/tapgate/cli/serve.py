@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -86,6 +87,7 @@ async def _serve(settings: object) -> None:
     )
     server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
+    _freeze_startup_objects()
 
     def stop() -> None:
         # Device streams never end by themselves; ending them lets uvicorn's graceful shutdown
@@ -109,6 +111,20 @@ async def _serve(settings: object) -> None:
         raise ConfigError(
             f"could not listen on {settings.listen}; is another process using the port?"
         )
+
+
+def _freeze_startup_objects() -> None:
+    """Keep the objects of start-up out of every later garbage collection.
+
+    The modules, models and objects loaded so far live as long as the process. A full
+    collection walks every tracked object. With 1,000 connected devices each one took 77 to
+    238 ms on the benchmark machine, about every 10 s under load, and the event loop stood
+    still meanwhile. That was most of the p99 latency at light load. Frozen objects are not
+    walked, and cyclic garbage created later is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    log.debug("froze start-up objects count=%d", gc.get_freeze_count())
 
 
 def _lock_sqlite(database_url: str) -> IO[str] | None:
