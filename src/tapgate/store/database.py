@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tapgate.errors import ConfigError
+from tapgate.store.gate import Gate
 from tapgate.store.group_commit import GroupCommit
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
 from tapgate.store.prepared import Prepared, Statements, psycopg_statements
@@ -144,7 +145,7 @@ class Database:
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         # SQLite only: one writer at a time in this process, whether it writes through a
         # session or through `write_rows()`, which use different connections.
-        self._write_gate = asyncio.Lock()
+        self._write_gate = Gate()
         self._group = GroupCommit(
             self._sqlite_connect,
             self.write_engine.dialect,

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -33,6 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 from tapgate.store.checkpoint import BACKSTOP_PAGES, Checkpointer
+from tapgate.store.gate import Gate
 from tapgate.store.prepared import Statements, sqlite_statements
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,6 @@ class _Batch:
     """One open transaction and the blocks waiting for its commit."""
 
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    # Set when the commit came due while a block of the batch held the gate.
-    due: bool = False
-    # Set once a task to commit the batch exists.
-    scheduled: bool = False
 
 
 class GroupCommit:
@@ -67,7 +64,7 @@ class GroupCommit:
         self,
         connect: Callable[[], sqlite3.Connection],
         dialect: Dialect,
-        gate: asyncio.Lock,
+        gate: Gate,
         busy_timeout: Callable[[], float],
     ) -> None:
         self._connect = connect
@@ -78,7 +75,8 @@ class GroupCommit:
         self.statements: Statements | None = None
         self._batch: _Batch | None = None
         self._committer: ThreadPoolExecutor | None = None
-        self._commits: set[asyncio.Task[None]] = set()
+        # Resolved when the commit on the thread has ended and been settled.
+        self._in_flight: asyncio.Future[None] | None = None
         self.checkpointer = Checkpointer(connect)
         # True while a commit runs on the thread, and the connection's data_version as it
         # began (None if that read failed).
@@ -121,8 +119,8 @@ class GroupCommit:
 
     async def close(self) -> None:
         """Finish the commits under way, commit the open batch, and close the connections."""
-        while self._commits:
-            await asyncio.gather(*self._commits, return_exceptions=True)
+        if self._in_flight is not None:
+            await self._in_flight
         self.flush()
         await self.checkpointer.close()
         if self._committer is not None:
@@ -146,17 +144,14 @@ class GroupCommit:
         """Close the caller's savepoint and return the future of its commit, or None after a
         rollback. The caller must have acquired the gate."""
         connection = self.connection
-        try:
-            if failed:
-                self._run(connection, batch, _ROLLBACK_TO)
-                self._run(connection, batch, _RELEASE)
-                return None
+        if failed:
+            self._run(connection, batch, _ROLLBACK_TO)
             self._run(connection, batch, _RELEASE)
-            waiter = asyncio.get_running_loop().create_future()
-            batch.waiters.append(waiter)
-            return waiter
-        finally:
-            self._commit_if_due(batch)
+            return None
+        self._run(connection, batch, _RELEASE)
+        waiter = asyncio.get_running_loop().create_future()
+        batch.waiters.append(waiter)
+        return waiter
 
     async def _begin(self, connection: sqlite3.Connection) -> _Batch:
         loop = asyncio.get_running_loop()
@@ -208,56 +203,56 @@ class GroupCommit:
     def _commit_when_free(self, batch: _Batch) -> None:
         if self._batch is not batch:
             return  # a session writer has flushed it already
-        if self.gate.locked():
-            # A block of this batch holds the gate while it awaits something; it commits the
-            # batch when it ends.
-            batch.due = True
+        # The commit queues for the gate behind the blocks already waiting, so they join this
+        # batch first. Blocks that come later wait for the commit and start the next batch.
+        self.gate.acquire_then(lambda: self._commit_holding_gate(batch))
+
+    def _commit_holding_gate(self, batch: _Batch) -> None:
+        if self._batch is not batch:
+            self.gate.release()  # a session writer has flushed it already
             return
-        self._commit_soon(batch)
+        self._start_commit(batch)
 
-    def _commit_if_due(self, batch: _Batch) -> None:
-        if batch.due and self._batch is batch:
-            self._commit_soon(batch)
+    def _start_commit(self, batch: _Batch) -> None:
+        """Hand the batch's COMMIT to the thread; the gate is held for it until it ends."""
+        self._batch = None
+        connection = self.connection
+        # Nothing else can commit while this connection holds the write lock, so the number
+        # read now stays right until the commit ends.
+        try:
+            self.stamp_in_commit = int(connection.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            log.warning("reading data_version before a commit failed error=%s", exc)
+            self.stamp_in_commit = None
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(1, thread_name_prefix="tapgate-commit")
+        loop = asyncio.get_running_loop()
+        self.committing = True
+        self._in_flight = loop.create_future()
+        committed = self._committer.submit(connection.commit)
 
-    def _commit_soon(self, batch: _Batch) -> None:
-        if batch.scheduled:
-            return
-        batch.scheduled = True
-        task = asyncio.get_running_loop().create_task(self._commit_on_thread(batch))
-        self._commits.add(task)
-        task.add_done_callback(self._commits.discard)
-
-    async def _commit_on_thread(self, batch: _Batch) -> None:
-        async with self.gate:
-            if self._batch is not batch:
-                return  # a session writer has flushed it already
-            self._batch = None
-            connection = self.connection
-            # Nothing else can commit while this connection holds the write lock, so the
-            # number read now stays right until the commit ends.
+        def done(_: Future[None]) -> None:
             try:
-                self.stamp_in_commit = int(connection.execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.Error as exc:
-                log.warning("reading data_version before a commit failed error=%s", exc)
-                self.stamp_in_commit = None
-            if self._committer is None:
-                self._committer = ThreadPoolExecutor(1, thread_name_prefix="tapgate-commit")
-            self.committing = True
-            committed = self._committer.submit(connection.commit)
-            try:
-                await asyncio.wrap_future(committed)
-            except asyncio.CancelledError:
-                # The thread owns the connection until its COMMIT ends; the gate must not be
-                # released before that, even at shutdown.
-                self._settle(batch, committed.exception())
-                raise
-            except sqlite3.Error as exc:
-                self._settle(batch, exc)
-                return
-            finally:
-                self.committing = False
-                self.stamp_in_commit = None
-        self._settle(batch, None)
+                loop.call_soon_threadsafe(self._committed, batch, committed)
+            except RuntimeError:
+                # The event loop has closed; Database.close waits for commits, so only a
+                # caller that never closed the database gets here.
+                log.warning(
+                    "commit finished after its event loop closed blocks=%d", len(batch.waiters)
+                )
+
+        committed.add_done_callback(done)
+
+    def _committed(self, batch: _Batch, committed: Future[None]) -> None:
+        self.committing = False
+        self.stamp_in_commit = None
+        error = committed.exception()
+        try:
+            self._settle(batch, error)
+        finally:
+            self.gate.release()
+            if self._in_flight is not None and not self._in_flight.done():
+                self._in_flight.set_result(None)
 
     def _settle(self, batch: _Batch, error: BaseException | None) -> None:
         if error is None:
@@ -309,10 +304,11 @@ class Block:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        group = self._group
         try:
-            waiter = self._group.end_block(self._batch, failed=exc_type is not None)
+            waiter = group.end_block(self._batch, failed=exc_type is not None)
         finally:
-            self._group.gate.release()
+            group.gate.release()
         if waiter is not None:
             await waiter
 
