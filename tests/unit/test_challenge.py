@@ -334,7 +334,12 @@ CASES = [
         Answer(message=decision_message(number="7")), WRONG_NUMBER, id="number-without-zero"
     ),
     pytest.param(Answer(message=decision_message(number=DROP)), WRONG_NUMBER, id="number-missing"),
-    pytest.param(Answer(message=decision_message(number=7)), WRONG_NUMBER, id="number-int"),
+    # A number of the wrong type is a client's bug: rejected, and the login stays open.
+    pytest.param(
+        Answer(message=decision_message(number=7)),
+        rejected("number is not a string"),
+        id="number-int",
+    ),
     pytest.param(Answer(message=decision_message(number="")), WRONG_NUMBER, id="number-empty"),
     pytest.param(
         Answer(transaction=replace(TRANSACTION, number_hash=None)),

@@ -142,8 +142,11 @@ def check_decision(
         return DecisionCheck(False, problem="user verification required but not performed")
     if transaction.verification == "number":
         number = message.get("number")
+        if number is not None and not isinstance(number, str):
+            # A client's type error, not the person's wrong guess: the login stays open.
+            return DecisionCheck(False, problem="number is not a string")
         expected = transaction.number_hash or ""
-        if not isinstance(number, str) or not hmac.compare_digest(hash_number(number), expected):
+        if number is None or not hmac.compare_digest(hash_number(number), expected):
             return DecisionCheck(True, status="denied", problem="wrong_number")
     return DecisionCheck(True, status="approved")
 
