@@ -175,7 +175,13 @@ class LoginService:
             if selection.push_profile is not None
             else None
         )
-        return await self._send_push(request, outcome.user, profile, selection.decided_by, outcome)
+        try:
+            return await self._send_push(
+                request, outcome.user, profile, selection.decided_by, outcome
+            )
+        except Exception:
+            await self._release_after_failure(outcome)
+            raise
 
     async def _first_factor(
         self,
@@ -289,6 +295,23 @@ class LoginService:
         )
         lock = await rows.first(_LOCK, {"auth_profile": user.auth_profile, "user_id": user.user_id})
         return lock is not None
+
+    async def _release_after_failure(self, passed: FirstFactorPassed) -> None:
+        """Release the counters of a right password whose login failed afterwards (a database error).
+
+        The transaction that would have released the counters did not commit. Releasing twice
+        is harmless: the counters are deleted by id.
+        """
+        if not passed.reservation:
+            return
+        try:
+            await self._release(passed.reservation)
+        except Exception as exc:  # the database may still be failing; the window expires them
+            log.warning(
+                "releasing password attempt counters failed user=%r error=%s",
+                passed.user.username,
+                exc,
+            )
 
     async def _release(self, reservation: list[int] | None) -> None:
         if reservation:

@@ -1,0 +1,62 @@
+"""A right password is not left counted as a failure when the login fails after the check."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from tapgate.push.ports import LoginRequest
+from tapgate.push.ratelimit import FAILED_USER
+from tapgate.runtime import Runtime
+from tapgate.secret import Secret
+from tapgate.settings import load_settings
+from tests.e2e.conftest import PASSWORD, enroll_device
+from tests.support import Server
+
+
+@pytest.fixture
+def enrolled(server: Server) -> None:
+    enroll_device(server, "ayşe")
+
+
+@pytest.fixture
+async def runtime(server: Server, enrolled: None) -> AsyncIterator[Runtime]:
+    built = Runtime.build(load_settings(str(server.config), env={}))
+    yield built
+    await built.close()
+
+
+def _failed_password_counters(server: Server) -> int:
+    if not server.database.startswith("sqlite"):
+        pytest.skip("counts rows through sqlite3")
+    path = server.database.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM rate_events WHERE kind = ?", (FAILED_USER,)
+        ).fetchone()
+    return int(row[0])
+
+
+async def test_db_failure_uncounts_password(
+    server: Server, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing_push(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("INSERT", None, Exception("disk I/O error"))
+
+    monkeypatch.setattr(runtime.login, "_send_push", failing_push)
+    request = LoginRequest(
+        application="portal",
+        username="ayşe",
+        password=Secret(PASSWORD),
+        client_ip="85.105.1.7",
+        user_agent="Firefox",
+        source="api:portal",
+        language="tr",
+    )
+    with pytest.raises(OperationalError):
+        await runtime.login.start_login(request)
+    assert _failed_password_counters(server) == 0
