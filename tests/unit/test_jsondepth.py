@@ -15,12 +15,12 @@ def _nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
-def test_exactly_the_limit_is_accepted() -> None:
+def test_limit_depth_accepted() -> None:
     assert jsondepth.loads(_nested(jsondepth.MAX_DEPTH)) is not None
     assert jsondepth.loads(_nested(jsondepth.MAX_DEPTH).encode()) is not None
 
 
-def test_one_level_more_is_refused_as_str_and_bytes() -> None:
+def test_one_level_too_deep_refused() -> None:
     with pytest.raises(jsondepth.TooDeep):
         jsondepth.loads(_nested(jsondepth.MAX_DEPTH + 1))
     with pytest.raises(jsondepth.TooDeep):

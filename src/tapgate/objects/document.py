@@ -128,8 +128,8 @@ def _check_policy(position: int, policy: PolicySpec, merged: ObjectSet) -> None:
     candidate = Policy(
         position, policy.push_profile, policy.auth_profile, policy.attribute, policy.values
     )
-    # validate_policy names the policy by position and the value at fault in its errors, as
-    # "policy N"; a document's errors name it by its place in the list, as "policies[N]".
+    # validate_policy names the policy as "policy N" in its errors. A document's errors name it
+    # by its place in the list, as "policies[N]", so the prefix is rewritten.
     try:
         validate_policy(candidate, routes)
     except PolicyValueError as error:

@@ -86,7 +86,7 @@ class AnswerResult:
 
 
 class UnknownDevice(Exception):
-    """The answer names a device id that no row has."""
+    """A device id in an answer that matches no enrolled device."""
 
 
 def device_view(row: DeviceRow) -> DeviceView:
@@ -104,9 +104,9 @@ async def record_answer(
     """Check a signed answer and resolve the transaction exactly once.
 
     `device` is the answering device's row, or its id to be read in the same database
-    transaction as everything else; an id that names no device raises `UnknownDevice`. One
-    transaction reads the rows, checks the answer and writes the outcome: with separate read and
-    write transactions, an answer cost two more statements and a second connection.
+    transaction as everything else. An id that matches no device raises `UnknownDevice`. One
+    transaction reads the rows, checks the answer and writes the outcome, because separate read
+    and write transactions cost two more statements and a second connection.
     """
     transaction_id = message.get("transaction_id") if isinstance(message, dict) else None
     if not isinstance(transaction_id, str) or len(transaction_id) > 64:

@@ -265,7 +265,7 @@ class GroupCommit:
         try:
             self._connection.rollback()
         except sqlite3.Error as exc:
-            # The waiters are told of the first error all the same.
+            # The waiters still receive the commit's own error below.
             log.warning("rollback after a failed group commit failed error=%s", exc)
         log.warning("group commit failed blocks=%d error=%s", len(batch.waiters), error)
         if isinstance(error, sqlite3.Error):

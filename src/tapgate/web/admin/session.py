@@ -101,7 +101,7 @@ async def enrolling_admin(request: Request) -> AdminIdentity | None:
 async def require_admin(request: Request) -> AdminIdentity:
     admin = await current_admin(request)
     if admin is None:
-        # A script fetching an export may send no Accept header; the path says JSON too.
+        # A script fetching an export may send no Accept header, so a .json path counts too.
         wants_json = "application/json" in request.headers.get(
             "accept", ""
         ) or request.url.path.endswith(".json")
