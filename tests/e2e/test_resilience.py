@@ -9,7 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tapgate.authenticator.device import fetch_challenges, send_answer, stream_events
+import httpx
+
+from tapgate.authenticator.device import (
+    fetch_challenges,
+    request_header,
+    send_answer,
+    stream_events,
+)
 from tests.e2e.conftest import PASSWORD, enroll_device, state_file
 from tests.support import TAPGATE, Api, Server, cli_env
 
@@ -102,6 +109,27 @@ def test_stream_delivers_challenge_and_closed(server: Server) -> None:
     ]
     assert ("challenge", transaction_id) in kinds
     assert ("closed", transaction_id) in kinds
+
+
+def test_closed_stream_leaves_the_hub(server: Server) -> None:
+    phone = enroll_device(server, "İsmail", "Telefon")
+    path = "/device/v1/stream"
+    with httpx.stream(
+        "GET",
+        phone.public_url + path,
+        headers={"Authorization": request_header(phone, "GET", path)},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["cache-control"] == "no-store"
+        assert next(response.iter_lines()) == ": connected"
+    # The device hung up; the server notices and stops sending to that stream.
+    disconnected = f"device disconnected device={phone.device_id}"
+    deadline = time.monotonic() + 10
+    while disconnected not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert disconnected in server.log()
 
 
 def test_listen_process_approves(server: Server, tmp_path: Path) -> None:

@@ -1,29 +1,36 @@
-"""The `direct` delivery hub: streams per device, bounded queues, closing a device."""
+"""The `direct` delivery hub: streams per device, bounded mailboxes, closing a device."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from tapgate.delivery.direct import DirectHub
+import pytest
+
+from tapgate.delivery.direct import DirectHub, Mailbox
 
 DEVICE = "dev-ayse-telefon"
 OTHER_DEVICE = "dev-ismail-telefon"
 CHALLENGE = {"event": "challenge", "transaction_id": "tx-ayse-vpn"}
-
-Stream = asyncio.Queue[dict[str, Any] | None]
-
-
-def drain(queue: Stream) -> list[dict[str, Any] | None]:
-    items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    return items
+MAILBOX_SIZE = 64
 
 
-def fill(hub: DirectHub, queue: Stream) -> None:
-    for index in range(queue.maxsize):
+def drain(mailbox: Mailbox) -> list[dict[str, Any] | None]:
+    async def read_all() -> list[dict[str, Any] | None]:
+        items = []
+        while True:
+            try:
+                items.append(await mailbox.get(0))
+            except TimeoutError:
+                return items
+
+    return asyncio.run(read_all())
+
+
+def fill(hub: DirectHub, mailbox: Mailbox) -> None:
+    for index in range(MAILBOX_SIZE):
         hub.send(DEVICE, {"event": "challenge", "transaction_id": f"tx-{index}"})
+    assert mailbox.full()
 
 
 def test_connect_marks_connected() -> None:
@@ -44,11 +51,11 @@ def test_connected_count_per_device() -> None:
     assert hub.connected_count == 2
 
 
-def test_send_queues_event() -> None:
+def test_send_mailboxs_event() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
+    mailbox = hub.connect(DEVICE)
     hub.send(DEVICE, CHALLENGE)
-    assert drain(queue) == [CHALLENGE]
+    assert drain(mailbox) == [CHALLENGE]
 
 
 def test_send_reports_delivery() -> None:
@@ -78,8 +85,8 @@ def test_send_skips_other_device() -> None:
 
 def test_disconnect_removes_device() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
-    hub.disconnect(DEVICE, queue)
+    mailbox = hub.connect(DEVICE)
+    hub.disconnect(DEVICE, mailbox)
     assert not hub.is_connected(DEVICE)
 
 
@@ -93,28 +100,28 @@ def test_disconnect_keeps_other_stream() -> None:
 
 def test_disconnect_twice_harmless() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
-    hub.disconnect(DEVICE, queue)
-    hub.disconnect(DEVICE, queue)
+    mailbox = hub.connect(DEVICE)
+    hub.disconnect(DEVICE, mailbox)
+    hub.disconnect(DEVICE, mailbox)
     assert hub.connected_count == 0
 
 
-def test_full_queue_disconnects_stream() -> None:
+def test_full_mailbox_disconnects_stream() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
-    fill(hub, queue)
+    mailbox = hub.connect(DEVICE)
+    fill(hub, mailbox)
     hub.send(DEVICE, CHALLENGE)
     assert not hub.is_connected(DEVICE)
 
 
-def test_full_queue_send_returns_false() -> None:
+def test_full_mailbox_send_returns_false() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
-    fill(hub, queue)
+    mailbox = hub.connect(DEVICE)
+    fill(hub, mailbox)
     assert hub.send(DEVICE, CHALLENGE) is False
 
 
-def test_full_queue_spares_other_stream() -> None:
+def test_full_mailbox_spares_other_stream() -> None:
     hub = DirectHub()
     slow = hub.connect(DEVICE)
     fill(hub, slow)
@@ -125,10 +132,10 @@ def test_full_queue_spares_other_stream() -> None:
 
 def test_close_device_sends_none() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
+    mailbox = hub.connect(DEVICE)
     hub.send(DEVICE, CHALLENGE)
     hub.close_device(DEVICE)
-    assert drain(queue) == [CHALLENGE, None]
+    assert drain(mailbox) == [CHALLENGE, None]
 
 
 def test_close_device_disconnects() -> None:
@@ -145,17 +152,59 @@ def test_close_unknown_device_harmless() -> None:
     assert hub.connected_count == 0
 
 
-def test_full_queue_ends_stream() -> None:
+def test_full_mailbox_ends_stream() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
-    fill(hub, queue)
+    mailbox = hub.connect(DEVICE)
+    fill(hub, mailbox)
     hub.send(DEVICE, CHALLENGE)
-    assert drain(queue)[-1] is None
+    assert drain(mailbox)[-1] is None
 
 
 def test_close_device_ends_full_stream() -> None:
     hub = DirectHub()
-    queue = hub.connect(DEVICE)
-    fill(hub, queue)
+    mailbox = hub.connect(DEVICE)
+    fill(hub, mailbox)
     hub.close_device(DEVICE)
-    assert drain(queue)[-1] is None
+    assert drain(mailbox)[-1] is None
+
+
+def test_get_waits_for_event() -> None:
+    async def scenario() -> dict[str, Any] | None:
+        mailbox = Mailbox()
+        asyncio.get_running_loop().call_later(0.01, mailbox.put, CHALLENGE)
+        return await mailbox.get(5)
+
+    assert asyncio.run(scenario()) == CHALLENGE
+
+
+def test_get_times_out_without_event() -> None:
+    async def scenario() -> None:
+        await Mailbox().get(0.01)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(scenario())
+
+
+def test_get_after_timeout_still_receives() -> None:
+    async def scenario() -> dict[str, Any] | None:
+        mailbox = Mailbox()
+        with pytest.raises(TimeoutError):
+            await mailbox.get(0.01)
+        mailbox.put(CHALLENGE)
+        return await mailbox.get(5)
+
+    assert asyncio.run(scenario()) == CHALLENGE
+
+
+def test_cancelled_get_leaves_mailbox_usable() -> None:
+    async def scenario() -> dict[str, Any] | None:
+        mailbox = Mailbox()
+        reader = asyncio.create_task(mailbox.get(5))
+        await asyncio.sleep(0)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        mailbox.put(CHALLENGE)
+        return await mailbox.get(5)
+
+    assert asyncio.run(scenario()) == CHALLENGE

@@ -18,6 +18,7 @@ from tapgate.directory.local import LocalAuthProfile, NewLocalUser, add_local_us
 from tapgate.keys import KeyRing
 from tapgate.store.checkpoint import BACKSTOP_PAGES
 from tapgate.store.database import Database
+from tapgate.store.group_commit import PendingCommits
 from tapgate.store.migrate import upgrade
 from tapgate.store.models import AccessTokenRow, ApiClientRow, ApplicationRow, AuthProfileRow
 from tapgate.store.prepared import Prepared
@@ -151,6 +152,56 @@ def test_failed_commit_fails_every_block(db_url: str) -> None:
 
     results = asyncio.run(scenario())
     assert all(isinstance(result, OperationalError) for result in results)
+
+
+def test_pending_block_joins_the_next_blocks_commit(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+    commits: list[int] = []
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        database = Database(db_url)
+        try:
+            database._group.connection.set_trace_callback(
+                lambda sql: commits.append(1) if sql == "COMMIT" else None
+            )
+            pending = PendingCommits()
+            async with database.write_rows(pending) as rows:
+                await rows.run(_ADD, _values("tx-başladı"))
+            # Returned before its commit: no other connection sees the row yet.
+            before = _committed_ids(path)
+            async with database.write_rows() as rows:
+                await rows.run(_ADD, _values("tx-gönderildi"))
+            await pending.wait()
+            return before, _committed_ids(path)
+        finally:
+            await database.close()
+
+    before, after = asyncio.run(scenario())
+    assert before == []
+    assert after == ["tx-başladı", "tx-gönderildi"]
+    assert len(commits) == 1
+
+
+def test_pending_wait_raises_a_failed_commit(db_url: str) -> None:
+    _sqlite_path(db_url)
+    upgrade(db_url)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        real = database._group.connection
+        try:
+            database._group._connection = _FailingCommit(real)  # type: ignore[assignment]
+            pending = PendingCommits()
+            async with database.write_rows(pending) as rows:
+                await rows.run(_ADD, _values("tx-1"))
+            with pytest.raises(OperationalError):
+                await pending.wait()
+        finally:
+            database._group._connection = real
+            await database.close()
+
+    asyncio.run(scenario())
 
 
 class _FailingCommit:
@@ -377,62 +428,46 @@ def test_local_user_cache_follows_changes(db_url: str) -> None:
     asyncio.run(scenario())
 
 
-class _SlowCommit:
-    """A connection whose COMMIT waits for the test to let it go, on whatever thread runs it."""
+class _RecordingCommit:
+    """A connection that notes which thread runs its COMMIT."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.thread_name = ""
+        self.threads: list[str] = []
 
     def commit(self) -> None:
-        self.thread_name = threading.current_thread().name
-        self.started.set()
-        assert self.release.wait(10)
+        self.threads.append(threading.current_thread().name)
         self._connection.commit()
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._connection, name)
 
 
-def test_thread_commit_holds_gate(db_url: str) -> None:
+def test_commit_runs_on_the_event_loop(db_url: str) -> None:
     path = _sqlite_path(db_url)
     upgrade(db_url)
 
-    async def write(database: Database, transaction_id: str) -> None:
+    async def write(database: Database, transaction_id: str) -> list[str]:
         async with database.write_rows() as rows:
             await rows.run(_ADD, _values(transaction_id))
+        return _committed_ids(path)
 
-    async def scenario() -> None:
+    async def scenario() -> list[str]:
         database = Database(db_url)
         real = database._group.connection
-        slow = _SlowCommit(real)
-        database._group._connection = slow  # type: ignore[assignment]
+        recording = _RecordingCommit(real)
+        database._group._connection = recording  # type: ignore[assignment]
         try:
-            stamp_before = database.change_stamp()
-            first = asyncio.create_task(write(database, "tx-1"))
-            while not slow.started.is_set():
-                await asyncio.sleep(0.001)
-            # The event loop runs on while the COMMIT waits on its thread.
-            assert slow.thread_name.startswith("tapgate-commit")
-            assert database._write_gate.locked()
-            await asyncio.sleep(0)
-            assert database.change_stamp() == stamp_before
-            second = asyncio.create_task(write(database, "tx-2"))
-            await asyncio.sleep(0.05)
-            assert not first.done()
-            assert not second.done()
-            assert _committed_ids(path) == []
-            slow.release.set()
-            await asyncio.wait_for(asyncio.gather(first, second), 10)
-            assert _committed_ids(path) == ["tx-1", "tx-2"]
+            await write(database, "tx-1")
+            seen = await write(database, "tx-2")
+            assert not database._write_gate.locked()
+            assert recording.threads == [threading.current_thread().name] * 2
+            return seen
         finally:
-            slow.release.set()
             database._group._connection = real
             await database.close()
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == ["tx-1", "tx-2"]
 
 
 def test_checkpoints_run_on_their_own_thread(db_url: str) -> None:

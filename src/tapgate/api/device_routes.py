@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,6 +16,7 @@ from tapgate.api.auth_routes import RuntimeDep
 from tapgate.api.errors import duplicate_key_error, error_response
 from tapgate.audit import record_audit
 from tapgate.crypto.signing import public_key_to_text
+from tapgate.delivery.direct import Mailbox
 from tapgate.delivery.receipts import record_receipt
 from tapgate.devices.confirmation import hold_for_confirmation
 from tapgate.devices.enrollment import EnrollmentRejected, complete_enrollment
@@ -25,7 +25,7 @@ from tapgate.errors import RequestError
 from tapgate.push.answers import UnknownDevice, open_challenges, record_answer
 from tapgate.push.publish import signed_challenge
 from tapgate.runtime import Runtime
-from tapgate.store.models import DeviceRow
+from tapgate.store.models import DeviceRow, TransactionRow
 from tapgate.store.prepared import Prepared
 from tapgate.store.tables import DEVICES
 
@@ -82,12 +82,20 @@ def _client_ip(request: Request) -> str | None:
 
 
 async def signed_device(request: Request, rt: RuntimeDep) -> DeviceRow:
+    return await signed_device_of(
+        rt, request.headers.get("authorization"), request.method, request.url.path
+    )
+
+
+async def signed_device_of(rt: Runtime, header: str | None, method: str, path: str) -> DeviceRow:
+    """Return the device that signed a request for `method` and `path`, or raise
+    DeviceAuthError."""
     return await authenticate_device(
         rt.database,
-        request.headers.get("authorization"),
+        header,
         audience=rt.settings.public_url,
-        method=request.method,
-        path=request.url.path,
+        method=method,
+        path=path,
         now=rt.clock.now(),
     )
 
@@ -156,41 +164,54 @@ async def challenges(rt: RuntimeDep, device: DeviceDep) -> JSONResponse:
 
 @router.get("/stream")
 async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> StreamingResponse:
-    """Hold a server-sent-events stream: open challenges first, then each new one live."""
-    queue = rt.hub.connect(device.id)
-    backlog = await open_challenges(rt.login, device)
+    """Hold a server-sent-events stream: open challenges first, then each new one live.
 
-    async def events() -> AsyncIterator[bytes]:
-        try:
-            yield b": connected\n\n"
-            for row in backlog:
-                envelope = {
-                    "event": "challenge",
-                    **signed_challenge(rt.keyring, rt.settings.public_url, row),
-                }
-                yield _sse(envelope)
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
-                except TimeoutError:
-                    # A device revoked by another process (the CLI, another node) is noticed
-                    # here, at the latest one heartbeat after the revocation.
-                    if await _revoked(rt, device.id):
-                        log.info("stream closed for revoked device device=%s", device.id)
-                        return
-                    yield b": heartbeat\n\n"
-                    continue
-                if event is None:
-                    return
-                yield _sse(event)
-        finally:
-            rt.hub.disconnect(device.id, queue)
-
+    `tapgate.api.hotpath` serves this path itself; this route serves it under a mount prefix.
+    """
+    mailbox = rt.hub.connect(device.id)
+    try:
+        backlog = await open_challenges(rt.login, device)
+    except BaseException:
+        rt.hub.disconnect(device.id, mailbox)
+        raise
     return StreamingResponse(
-        events(),
+        stream_events(rt, device.id, mailbox, backlog),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        headers=dict(STREAM_HEADERS),
     )
+
+
+STREAM_HEADERS = (("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"))
+
+
+async def stream_events(
+    rt: Runtime, device_id: str, mailbox: Mailbox, backlog: list[TransactionRow]
+) -> AsyncGenerator[bytes, None]:
+    """Yield a connected device's stream; disconnect its mailbox from the hub when it ends."""
+    try:
+        yield b": connected\n\n"
+        for row in backlog:
+            envelope = {
+                "event": "challenge",
+                **signed_challenge(rt.keyring, rt.settings.public_url, row),
+            }
+            yield _sse(envelope)
+        while True:
+            try:
+                event = await mailbox.get(HEARTBEAT_SECONDS)
+            except TimeoutError:
+                # A device revoked by another process (the CLI, another node) is noticed
+                # here, at the latest one heartbeat after the revocation.
+                if await _revoked(rt, device_id):
+                    log.info("stream closed for revoked device device=%s", device_id)
+                    return
+                yield b": heartbeat\n\n"
+                continue
+            if event is None:
+                return
+            yield _sse(event)
+    finally:
+        rt.hub.disconnect(device_id, mailbox)
 
 
 # Every held stream runs this at each heartbeat: with 10,000 streams, about 670 reads a second.

@@ -1,9 +1,12 @@
-"""The three requests of every push login, served in front of FastAPI's routing.
+"""The three requests of every push login and the device stream, served in front of FastAPI.
 
 A push login is `POST /api/v1/auth`, `GET /api/v1/auth/{id}?wait=` and the device's
 `POST /device/v1/answer`. Through FastAPI each of them paid for route matching over every page,
 dependency solving and six middleware wrappers, which was about a third of the server's CPU per
-login in the benchmark (docs/benchmarks.md). This application serves those requests itself when
+login in the benchmark (docs/benchmarks.md). A device's `GET /device/v1/stream` is held open for
+hours. Through FastAPI and Starlette's streaming response each held stream kept about 33
+coroutines and a task group alive. Every full garbage collection walks them all, and with 1,000
+streams a collection stopped the event loop for 60 ms. This application serves those requests itself when
 they are well formed. It calls the same functions as the FastAPI routes and maps errors
 through the same `error_for`, so a request gets the same response either way. A request it
 does not take at once (a body that fails validation, an unusual query string, another content
@@ -13,6 +16,7 @@ the only ones.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -28,15 +32,26 @@ from tapgate.api.auth_routes import (
     start_login_response,
     status_response,
 )
-from tapgate.api.device_routes import answer_response
+from tapgate.api.device_routes import (
+    STREAM_HEADERS,
+    answer_response,
+    signed_device_of,
+    stream_events,
+)
 from tapgate.api.errors import duplicate_key_error, error_for
 from tapgate.api.limits import MAX_BODY_BYTES, reject_too_large
+from tapgate.delivery.direct import Mailbox
+from tapgate.push.answers import open_challenges
 from tapgate.runtime import Runtime
 from tapgate.web.security import security_headers
 
 AUTH_PATH = "/api/v1/auth"
 _STATUS_PREFIX = AUTH_PATH + "/"
 ANSWER_PATH = "/device/v1/answer"
+STREAM_PATH = "/device/v1/stream"
+_STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in STREAM_HEADERS
+]
 # The same rule as the FastAPI route's path parameter, anchored at both ends.
 _TRANSACTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The one query string the login's status request sends. FastAPI parses any other.
@@ -65,6 +80,8 @@ class HotPaths:
                 handler = self._status
             elif method == "POST" and path == ANSWER_PATH:
                 handler = self._answer
+            elif method == "GET" and path == STREAM_PATH:
+                handler = self._stream
             else:
                 await self.app(scope, receive, send)
                 return
@@ -135,6 +152,42 @@ class HotPaths:
             response = _expected(exc, scope)
         await self._send(send, response)
 
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        try:
+            device = await signed_device_of(
+                runtime, _header(scope, b"authorization"), "GET", STREAM_PATH
+            )
+        except Exception as exc:
+            await self._send(send, _expected(exc, scope))
+            return
+        device_id = device.id
+        mailbox = runtime.hub.connect(device_id)
+        try:
+            backlog = await open_challenges(runtime.login, device)
+        except BaseException:
+            runtime.hub.disconnect(device_id, mailbox)
+            raise
+        del device  # the stream lives for hours; it needs only the id
+        events = stream_events(runtime, device_id, mailbox, backlog)
+        # uvicorn drops writes to a closed connection silently; only `receive` reports the
+        # disconnect.
+        listener = asyncio.ensure_future(_end_on_disconnect(receive, mailbox))
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": _STREAM_HEADERS + self.extra_headers,
+                }
+            )
+            async for chunk in events:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            listener.cancel()
+            await events.aclose()
+
     async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
         """Return the whole body, or None once a 413 is sent or the client has gone."""
         chunks: list[bytes] = []
@@ -163,6 +216,12 @@ class HotPaths:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
+
+
+async def _end_on_disconnect(receive: Receive, mailbox: Mailbox) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    mailbox.end()
 
 
 def _expected(exc: Exception, scope: Scope) -> JSONResponse:

@@ -39,6 +39,7 @@ from tapgate.push.fanout import Fanout
 from tapgate.push.ports import PENDING, REJECTED, LoginRequest, LoginStatus
 from tapgate.secret import Secret
 from tapgate.store.database import Database
+from tapgate.store.group_commit import PendingCommits
 from tapgate.store.models import DeviceRow, TransactionRow
 from tapgate.store.prepared import Prepared, Statements
 from tapgate.store.tables import TRANSACTIONS, USER_LOCKS
@@ -155,10 +156,18 @@ class LoginService:
         return status
 
     async def _start_login(self, request: LoginRequest) -> LoginStatus:
+        # The first factor's blocks do not wait for their commits, so the login's last block
+        # usually shares their commit. The status goes out only once all have committed.
+        pending = PendingCommits()
+        status = await self._decide_start(request, pending)
+        await pending.wait()
+        return status
+
+    async def _decide_start(self, request: LoginRequest, pending: PendingCommits) -> LoginStatus:
         snapshot = await self.objects.current()
         application = snapshot.application(request.application)
         outcome = await self._first_factor(
-            snapshot, request, application.require_password, application.methods
+            snapshot, request, application.require_password, application.methods, pending
         )
         if isinstance(outcome, Rejection):
             return await self._reject(request, outcome)
@@ -189,10 +198,11 @@ class LoginService:
         request: LoginRequest,
         require_password: bool,
         methods: tuple[str, ...],
+        pending: PendingCommits,
     ) -> FirstFactorPassed | Rejection:
         now = self.clock.now()
         source_key = request.client_ip or request.source
-        async with self.database.write_rows() as rows:
+        async with self.database.write_rows(pending) as rows:
             await record_audit(
                 rows,
                 "login_started",
@@ -229,7 +239,7 @@ class LoginService:
         )
         reservation: list[int] | None = []
         if require_password:
-            async with self.database.write_rows() as rows:
+            async with self.database.write_rows(pending) as rows:
                 reservation = await ratelimit.reserve(
                     rows,
                     [

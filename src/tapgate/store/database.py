@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
 
 from tapgate.errors import ConfigError
 from tapgate.store.gate import Gate
-from tapgate.store.group_commit import GroupCommit
+from tapgate.store.group_commit import GroupCommit, PendingCommits
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
 from tapgate.store.prepared import Prepared, Statements, psycopg_statements
 from tapgate.store.sqlite_rows import SqliteReaders
@@ -185,16 +185,20 @@ class Database:
         async with self._reader() as session, session.begin():
             yield session
 
-    def write_rows(self) -> AbstractAsyncContextManager[Statements]:
+    def write_rows(
+        self, pending: PendingCommits | None = None
+    ) -> AbstractAsyncContextManager[Statements]:
         """Open a write transaction for `Prepared` statements; commit on success.
 
         The login path uses this instead of `write()`: see tapgate.store.prepared for why. On
         SQLite the transaction is a savepoint in a commit shared with the other blocks of this
-        turn of the event loop (tapgate.store.group_commit); it has committed when this returns.
+        turn of the event loop (tapgate.store.group_commit); it has committed when this returns,
+        or, with `pending`, when `pending.wait()` returns. On PostgreSQL it has always committed
+        when this returns.
         """
         if self.url.sqlite_path is None:
             return self._postgresql_statements(self.write_engine)
-        return self._group.block()
+        return self._group.block(pending)
 
     def read_rows(self) -> AbstractAsyncContextManager[Statements]:
         """Open a read transaction for `Prepared` statements."""
@@ -226,16 +230,12 @@ class Database:
             return None
         if self._stamp_of_turn is not None:
             return self._stamp_of_turn
-        if self._group.committing:
-            # The connection is the commit thread's until its COMMIT ends.
-            stamp = self._group.stamp_in_commit
-        else:
-            try:
-                row = self._group.connection.execute("PRAGMA data_version").fetchone()
-            except sqlite3.Error as exc:
-                log.warning("reading data_version failed error=%s", exc)
-                return None
-            stamp = int(row[0])
+        try:
+            row = self._group.connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("reading data_version failed error=%s", exc)
+            return None
+        stamp = int(row[0])
         try:
             asyncio.get_running_loop().call_soon(self._forget_stamp)
         except RuntimeError:

@@ -1,9 +1,10 @@
 """SQLite write transactions that share one commit (group commit).
 
-A push login writes four short transactions. Each commit appends every page the transaction
-changed to the WAL. Logins running at the same time change the same pages, the ends of the audit
-table and of its indexes, so one commit each writes those pages again and again. On a copy of the benchmark's database, with the statements of four logins, one commit
-per block cost 109 µs of CPU a login. One commit for the blocks of four logins cost 59 µs a login
+A push login writes several short transactions. Each commit appends every page the transaction
+changed to the WAL. Logins running at the same time change the same pages, the ends of the
+audit table and of its indexes, so one commit each writes those pages again and again. On a
+copy of the benchmark's database, with the statements of four logins, one commit per block
+cost 109 µs of CPU a login. One commit for the blocks of four logins cost 59 µs a login
 (SQLite 3.40, the machine in docs/benchmarks.md).
 
 `GroupCommit.block()` runs each caller's statements inside a SAVEPOINT of one open transaction
@@ -13,10 +14,15 @@ gets the same durability as from its own transaction. A block that raises rolls 
 savepoint and undoes only its own statements. A failed COMMIT fails every block in it.
 SQLite has no such feature of its own and Python's sqlite3 module has none either, hence this.
 
-The shared COMMIT runs on a thread of its own while the gate stays held, so no block touches
-the connection meanwhile. sqlite3 releases the GIL while SQLite writes the WAL, so the event
-loop serves requests during the commit; at K=200 in the benchmark a commit carried about 45
-blocks and took 0.45 ms at the median. WAL checkpoints run apart, in `store.checkpoint`.
+The shared COMMIT runs on the event loop, holding the gate. It ran on a thread of its own for a
+while, so that the loop could serve requests meanwhile; but handing the COMMIT to the thread
+and its end back to the loop cost more than the COMMIT itself (about 0.1 ms at the median for
+a batch). The thread waited for the GIL and the loop's next turn, and every block queued
+behind the gate meanwhile. At 200 concurrent logins with a 0.18 s think time, moving the
+COMMIT back onto the loop took the server's time from a login request to the challenge sent
+from 21–26 ms to 9–11 ms at the median, and from an answer to its reply from 13–16 ms to
+7–9 ms, at the same CPU a login. WAL checkpoints, which made a COMMIT take milliseconds, run
+apart, in `store.checkpoint`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -74,14 +79,7 @@ class GroupCommit:
         self._connection: sqlite3.Connection | None = None
         self.statements: Statements | None = None
         self._batch: _Batch | None = None
-        self._committer: ThreadPoolExecutor | None = None
-        # Resolved when the commit on the thread has ended and been settled.
-        self._in_flight: asyncio.Future[None] | None = None
         self.checkpointer = Checkpointer(connect)
-        # True while a commit runs on the thread, and the connection's data_version as it
-        # began (None if that read failed).
-        self.committing = False
-        self.stamp_in_commit: int | None = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -99,10 +97,10 @@ class GroupCommit:
             self.statements = sqlite_statements(self._dialect, connection)
         return self._connection
 
-    def block(self) -> Block:
+    def block(self, pending: PendingCommits | None = None) -> Block:
         """Return one caller's transaction: a savepoint in the open batch, exited once the batch
-        has committed."""
-        return Block(self)
+        has committed, or at once with the commit added to `pending`."""
+        return Block(self, pending)
 
     def flush(self) -> None:
         """Commit the open batch now; the caller holds the gate or runs outside every block."""
@@ -118,14 +116,9 @@ class GroupCommit:
         self._settle(batch, None)
 
     async def close(self) -> None:
-        """Finish the commits under way, commit the open batch, and close the connections."""
-        if self._in_flight is not None:
-            await self._in_flight
+        """Commit the open batch, and close the connections."""
         self.flush()
         await self.checkpointer.close()
-        if self._committer is not None:
-            self._committer.shutdown(wait=True)
-            self._committer = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -204,55 +197,15 @@ class GroupCommit:
         if self._batch is not batch:
             return  # a session writer has flushed it already
         # The commit queues for the gate behind the blocks already waiting, so they join this
-        # batch first. Blocks that come later wait for the commit and start the next batch.
+        # batch first. Blocks that come later start the next batch.
         self.gate.acquire_then(lambda: self._commit_holding_gate(batch))
 
     def _commit_holding_gate(self, batch: _Batch) -> None:
-        if self._batch is not batch:
-            self.gate.release()  # a session writer has flushed it already
-            return
-        self._start_commit(batch)
-
-    def _start_commit(self, batch: _Batch) -> None:
-        """Hand the batch's COMMIT to the thread; the gate is held for it until it ends."""
-        self._batch = None
-        connection = self.connection
-        # Nothing else can commit while this connection holds the write lock, so the number
-        # read now stays right until the commit ends.
         try:
-            self.stamp_in_commit = int(connection.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error as exc:
-            log.warning("reading data_version before a commit failed error=%s", exc)
-            self.stamp_in_commit = None
-        if self._committer is None:
-            self._committer = ThreadPoolExecutor(1, thread_name_prefix="tapgate-commit")
-        loop = asyncio.get_running_loop()
-        self.committing = True
-        self._in_flight = loop.create_future()
-        committed = self._committer.submit(connection.commit)
-
-        def done(_: Future[None]) -> None:
-            try:
-                loop.call_soon_threadsafe(self._committed, batch, committed)
-            except RuntimeError:
-                # The event loop has closed; Database.close waits for commits, so only a
-                # caller that never closed the database gets here.
-                log.warning(
-                    "commit finished after its event loop closed blocks=%d", len(batch.waiters)
-                )
-
-        committed.add_done_callback(done)
-
-    def _committed(self, batch: _Batch, committed: Future[None]) -> None:
-        self.committing = False
-        self.stamp_in_commit = None
-        error = committed.exception()
-        try:
-            self._settle(batch, error)
+            if self._batch is batch:  # else a session writer has flushed it already
+                self.flush()
         finally:
             self.gate.release()
-            if self._in_flight is not None and not self._in_flight.done():
-                self._in_flight.set_result(None)
 
     def _settle(self, batch: _Batch, error: BaseException | None) -> None:
         if error is None:
@@ -276,17 +229,51 @@ class GroupCommit:
                     waiter.set_exception(error)
 
 
+class PendingCommits:
+    """Commits of blocks whose callers wait for them later, all at once.
+
+    A login's first block only records that the login started. Waiting for its commit before
+    going on cost a full commit cycle, three turns of the event loop. Given a `PendingCommits`,
+    the block returns at once, and the login's next block usually joins the same commit. Batches commit
+    in order, so once a later block has committed the earlier ones have too, unless their
+    commit failed; `wait()` raises that failure.
+    """
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def add(self, waiter: asyncio.Future[None]) -> None:
+        # A caller that fails before `wait()` never reads the outcome; reading it here keeps
+        # asyncio from reporting a never-retrieved exception. The group commit logs failures.
+        waiter.add_done_callback(_read_outcome)
+        self._waiters.append(waiter)
+
+    async def wait(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            await waiter
+
+
+def _read_outcome(waiter: asyncio.Future[None]) -> None:
+    if not waiter.cancelled():
+        waiter.exception()
+
+
 class Block:
     """One caller's statements in a shared commit, as an async context manager.
 
     A class rather than an `asynccontextmanager` generator for the same reason as
-    `sqlite_rows.ReadTransaction`: a login runs four of these.
+    `sqlite_rows.ReadTransaction`: a login runs four of these. With `pending`, the block
+    returns without waiting for its commit and adds the commit to `pending` instead.
     """
 
-    __slots__ = ("_group", "_batch")
+    __slots__ = ("_group", "_batch", "_pending")
 
-    def __init__(self, group: GroupCommit) -> None:
+    def __init__(self, group: GroupCommit, pending: PendingCommits | None = None) -> None:
         self._group = group
+        self._pending = pending
 
     async def __aenter__(self) -> Statements:
         gate = self._group.gate
@@ -309,8 +296,12 @@ class Block:
             waiter = group.end_block(self._batch, failed=exc_type is not None)
         finally:
             group.gate.release()
-        if waiter is not None:
-            await waiter
+        if waiter is None:
+            return
+        if self._pending is not None:
+            self._pending.add(waiter)
+            return
+        await waiter
 
 
 def _fail(batch: _Batch, exc: sqlite3.Error, statement: str) -> None:
