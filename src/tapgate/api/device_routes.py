@@ -162,6 +162,9 @@ async def challenges(rt: RuntimeDep, device: DeviceDep) -> JSONResponse:
     )
 
 
+STREAM_HEADERS = (("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"))
+
+
 @router.get("/stream")
 async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> StreamingResponse:
     """Hold a server-sent-events stream: open challenges first, then each new one live.
@@ -179,9 +182,6 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
         media_type="text/event-stream",
         headers=dict(STREAM_HEADERS),
     )
-
-
-STREAM_HEADERS = (("Cache-Control", "no-store"), ("X-Accel-Buffering", "no"))
 
 
 async def stream_events(

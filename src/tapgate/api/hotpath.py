@@ -3,12 +3,14 @@
 A push login is `POST /api/v1/auth`, `GET /api/v1/auth/{id}?wait=` and the device's
 `POST /device/v1/answer`. Through FastAPI each of them paid for route matching over every page,
 dependency solving and six middleware wrappers, which was about a third of the server's CPU per
-login in the benchmark (docs/benchmarks.md). A device's `GET /device/v1/stream` is held open for
-hours. Through FastAPI and Starlette's streaming response each held stream kept about 33
+login in the benchmark (docs/benchmarks.md). A device's `GET /device/v1/stream` is held open
+for hours. Through FastAPI and Starlette's streaming response each held stream kept about 33
 coroutines and a task group alive. Every full garbage collection walks them all, and with 1,000
-streams a collection stopped the event loop for 60 ms. This application serves those requests itself when
-they are well formed. It calls the same functions as the FastAPI routes and maps errors
-through the same `error_for`, so a request gets the same response either way. A request it
+streams a collection stopped the event loop for 60 ms or more.
+
+This application serves those requests itself when they are well formed. It calls the same
+functions as the FastAPI routes and maps errors through the same `error_for`, so a request gets
+the same response either way. A request it
 does not take at once (a body that fails validation, an unusual query string, another content
 type) goes on to FastAPI unchanged with its body replayed, so FastAPI's validation messages stay
 the only ones.

@@ -21,8 +21,8 @@ a batch). The thread waited for the GIL and the loop's next turn, and every bloc
 behind the gate meanwhile. At 200 concurrent logins with a 0.18 s think time, moving the
 COMMIT back onto the loop took the server's time from a login request to the challenge sent
 from 21–26 ms to 9–11 ms at the median, and from an answer to its reply from 13–16 ms to
-7–9 ms, at the same CPU a login. WAL checkpoints, which made a COMMIT take milliseconds, run
-apart, in `store.checkpoint`.
+7–9 ms. Paired runs put the cost at 2 to 4 % more server CPU a login. WAL checkpoints, which
+made a COMMIT take milliseconds, run apart, in `store.checkpoint`.
 """
 
 from __future__ import annotations
