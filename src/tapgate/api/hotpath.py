@@ -10,10 +10,9 @@ streams a collection stopped the event loop for 60 ms or more.
 
 This application serves those requests itself when they are well formed. It calls the same
 functions as the FastAPI routes and maps errors through the same `error_for`, so a request gets
-the same response either way. A request it
-does not take at once (a body that fails validation, an unusual query string, another content
-type) goes on to FastAPI unchanged with its body replayed, so FastAPI's validation messages stay
-the only ones.
+the same response either way. A request it does not take at once (a body that fails
+validation, an unusual query string, another content type) goes on to FastAPI unchanged with
+its body replayed, so FastAPI's validation messages stay the only ones.
 """
 
 from __future__ import annotations
