@@ -174,7 +174,8 @@ def test_unlock_forgets_failed_passwords(server: Server) -> None:
     assert unlocked.stdout.strip() == "unlocked berk: forgot 5 failed passwords"
     assert api.login("berk", PASSWORD).json()["status"] == "pending"
     again = server.cli("user", "unlock", "berk")
-    assert again.stdout.strip() == "berk had no fraud lock and no failed passwords"
+    assert again.stdout.startswith("berk had no fraud lock and no failed passwords.")
+    assert "limit=push_rate_limit" in again.stdout
 
 
 def test_duplicate_username_in_any_case_rejected(server: Server) -> None:
@@ -251,3 +252,18 @@ def test_policy_explain_text_without_method(server: Server) -> None:
     assert "method: none  push profile: none  policy: none" in output
     assert "group_name: (none)" in output
     assert "None" not in output
+
+
+def test_push_limit_audited_apart_from_first_factor(server: Server) -> None:
+    enroll_device(server, "İsmail")
+    api = Api(server, "portal")
+    reasons = [api.login("İsmail", PASSWORD).json().get("reason") for _ in range(11)]
+    assert reasons[:10] == [None] * 10
+    assert reasons[10] == "rate_limited"
+    records = server.cli_json("audit", "--user", "İsmail", "--event", "login_rejected", "--json")
+    assert [r["reason"] for r in records] == ["rate_limited"]
+    assert records[0]["details"]["limit"] == "push_rate_limit"
+    first_factor = server.cli_json("audit", "--user", "İsmail", "--event", "first_factor", "--json")
+    assert {r["outcome"] for r in first_factor} == {"success"}
+    unlocked = server.cli("user", "unlock", "İsmail")
+    assert "push profile's rate_limit" in unlocked.stdout

@@ -292,6 +292,48 @@ def test_device_requests_without_signature(server: Server) -> None:
         assert nested.status_code == 401
 
 
+@pytest.mark.parametrize("issued", [10**400, -(10**400)])
+def test_device_request_huge_iat_rejected(server: Server, issued: int) -> None:
+    # Unsigned: the clock check runs before the signature check, so anyone can send this.
+    for path in ("/device/v1/challenges", "/device/v1/stream"):
+        claims = {
+            "v": 1,
+            "aud": server.base,
+            "iat": issued,
+            "device_id": "dev-şule",
+            "nonce": "n" * 20,
+            "method": "GET",
+            "path": path,
+        }
+        encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        response = httpx.get(
+            server.base + path, headers={"Authorization": f"TapgateDevice {encoded}.AAAA"}
+        )
+        assert response.status_code == 401
+        assert response.json()["error"] == "device_auth_failed"
+
+
+def test_answer_huge_iat_rejected(server: Server, api: Api) -> None:
+    device = enroll_device(server, "ayşe")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    challenge = fetch_challenges(device)[0]
+    message = {
+        "v": 1,
+        "aud": device.public_url,
+        "iat": 10**400,
+        "device_id": device.device_id,
+        "transaction_id": transaction_id,
+        "nonce": challenge["nonce"],
+        "decision": "approve",
+        "uv": False,
+    }
+    # Canonical JSON has no form for an integer this large, so no device could sign it.
+    body = {"message": message, "signature": "AAAA"}
+    response = httpx.post(server.base + "/device/v1/answer", json=body)
+    assert 400 <= response.status_code < 500
+    assert api.status(transaction_id)["status"] == "pending"
+
+
 @pytest.mark.parametrize("path", ["/device/v1/answer", "/device/v1/receipt"])
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
 def test_device_body_not_utf8(server: Server, path: str, encoding: str) -> None:

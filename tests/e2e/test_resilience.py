@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
@@ -150,3 +151,19 @@ def test_listen_process_approves(server: Server, tmp_path: Path) -> None:
         listener.terminate()
         _, stderr = listener.communicate(timeout=10)
     assert "without asking" in stderr
+
+
+def test_port_in_use_stops_serve_with_nothing_written(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**cli_env(), "TAPGATE_LISTEN": f"127.0.0.1:{port}"}
+        result = subprocess.run(
+            [*TAPGATE, "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "TAPGATE_LISTEN=127.0.0.1:PORT" in result.stderr
+    assert "http started" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

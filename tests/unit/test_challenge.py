@@ -31,6 +31,7 @@ from tapgate.push.challenge import (
     challenge_message,
     check_decision,
     new_digits,
+    within_clock_skew,
 )
 
 CLOCK = FixedClock(datetime(2025, 3, 18, 9, 30, tzinfo=UTC))
@@ -481,3 +482,21 @@ def test_challenge_field(key: str, expected: Any) -> None:
 
 def test_challenge_is_signable() -> None:
     assert canonical(number_challenge())
+
+
+@pytest.mark.parametrize(
+    ("issued", "accepted"),
+    [
+        (1_796_461_200, True),
+        (1_796_461_200 + 300, True),
+        (1_796_461_200 - 301, False),
+        (10**400, False),
+        (-(10**400), False),
+        (True, False),
+        (1_796_461_200.0, False),
+        ("1796461200", False),
+    ],
+)
+def test_clock_skew_check(issued: object, accepted: bool) -> None:
+    now = datetime.fromtimestamp(1_796_461_200, tz=UTC)
+    assert within_clock_skew(issued, now) is accepted

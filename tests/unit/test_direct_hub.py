@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -208,3 +209,14 @@ def test_cancelled_get_leaves_mailbox_usable() -> None:
         return await mailbox.get(5)
 
     assert asyncio.run(scenario()) == CHALLENGE
+
+
+def test_ended_stream_logs_one_disconnect(caplog: pytest.LogCaptureFixture) -> None:
+    hub = DirectHub()
+    mailbox = hub.connect(DEVICE)
+    caplog.set_level(logging.INFO, logger="tapgate.delivery.direct")
+    hub.close_device(DEVICE)
+    # The stream's own cleanup disconnects the mailbox again when it reads the end marker.
+    hub.disconnect(DEVICE, mailbox)
+    lines = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
+    assert lines == [f"device disconnected device={DEVICE}"]

@@ -173,6 +173,9 @@ class HotPaths:
         events = stream_events(runtime, device_id, mailbox, backlog)
         # uvicorn drops writes to a closed connection silently; only `receive` reports the
         # disconnect.
+        # NOTE: a client that stays connected but stops reading keeps its stream until TCP
+        # gives up: once the socket buffers are full this task waits in `send` and never reads
+        # the end marker that a full mailbox gets.
         listener = asyncio.ensure_future(_end_on_disconnect(receive, mailbox))
         try:
             await send(

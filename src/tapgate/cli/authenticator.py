@@ -116,8 +116,9 @@ def _problem(exc: Exception, public_url: str) -> str:
     if isinstance(exc, httpx.TransportError):
         return (
             f"cannot reach the tapgate server at {public_url} ({str(exc) or type(exc).__name__}); "
-            "check that `tapgate serve` runs there and that its public_url, which the "
-            "enrollment URL carries, names this host and port"
+            "check that `tapgate serve` runs there and that its public_url names this host and "
+            "port. A device keeps the address it enrolled with: after the server's address "
+            "changes, enroll the device again"
         )
     return str(exc) or type(exc).__name__
 
@@ -275,7 +276,10 @@ def answer(
 @authenticator.command("listen")
 @state_option
 @click.option(
-    "--approve", is_flag=True, help="Approve every challenge without asking (scripts and tests)."
+    "--approve",
+    is_flag=True,
+    help="Approve every challenge without asking (scripts and tests). A challenge that needs "
+    "the number from the login screen is left pending.",
 )
 @click.option("--deny", is_flag=True, help="Deny every challenge without asking.")
 @click.option("--fraud", is_flag=True, help="Report every challenge as fraud without asking.")
@@ -315,11 +319,16 @@ def listen(
                 )
                 number = None
                 if decision == "approve" and message.get("verification") == "number" and automatic:
+                    # Denying would reject a login the person may still approve by hand.
                     click.echo(
-                        "warning: number mode needs the number from the login screen; cannot approve automatically",
+                        f"warning: transaction {message['transaction_id']} needs the number from "
+                        "the login screen, so --approve cannot answer it; it stays pending. "
+                        "Answer it with: tapgate authenticator answer "
+                        f"{message['transaction_id']} --approve --number N",
                         err=True,
                     )
-                    decision = "deny"
+                    answered.add(message["transaction_id"])
+                    continue
                 result = _answer(state, message, decision, number)
                 answered.add(message["transaction_id"])
                 click.echo(

@@ -72,8 +72,8 @@ def policy_list(as_json: bool, config_file: str | None) -> None:
 
 
 @policy.command("add")
-@click.option("--push-profile", required=True)
-@click.option("--auth-profile", required=True)
+@click.option("--push-profile", required=True, help="Push profile the matching users get.")
+@click.option("--auth-profile", required=True, help="Auth profile whose users this policy matches.")
 @click.option(
     "--attribute",
     required=True,
@@ -170,7 +170,11 @@ def device() -> None:
 
 @device.command("list")
 @click.argument("username")
-@click.option("--auth-profile", default=None)
+@click.option(
+    "--auth-profile",
+    default=None,
+    help="Auth profile of the user; default: the first auth profile that has the name.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option
 @handle_errors
@@ -290,7 +294,7 @@ def _set_user(
 
 @user.command("disable")
 @click.argument("username")
-@click.option("--auth-profile", required=True)
+@click.option("--auth-profile", required=True, help="Local auth profile of the user.")
 @config_option
 @handle_errors
 def user_disable(username: str, auth_profile: str, config_file: str | None) -> None:
@@ -300,7 +304,7 @@ def user_disable(username: str, auth_profile: str, config_file: str | None) -> N
 
 @user.command("enable")
 @click.argument("username")
-@click.option("--auth-profile", required=True)
+@click.option("--auth-profile", required=True, help="Local auth profile of the user.")
 @config_option
 @handle_errors
 def user_enable(username: str, auth_profile: str, config_file: str | None) -> None:
@@ -310,7 +314,7 @@ def user_enable(username: str, auth_profile: str, config_file: str | None) -> No
 
 @user.command("set-password")
 @click.argument("username")
-@click.option("--auth-profile", required=True)
+@click.option("--auth-profile", required=True, help="Local auth profile of the user.")
 @config_option
 @handle_errors
 def user_set_password(username: str, auth_profile: str, config_file: str | None) -> None:
@@ -324,7 +328,11 @@ def user_set_password(username: str, auth_profile: str, config_file: str | None)
 
 @user.command("unlock")
 @click.argument("username")
-@click.option("--auth-profile", default=None)
+@click.option(
+    "--auth-profile",
+    default=None,
+    help="Auth profile of the user; default: the first auth profile that has the name.",
+)
 @config_option
 @handle_errors
 def user_unlock(username: str, auth_profile: str | None, config_file: str | None) -> None:
@@ -361,7 +369,12 @@ def user_unlock(username: str, auth_profile: str | None, config_file: str | None
 
     lifted, forgotten = run(with_context(config_file, body))
     if not lifted and not forgotten:
-        click.echo(f"{username} had no fraud lock and no failed passwords")
+        click.echo(
+            f"{username} had no fraud lock and no failed passwords. A login rejected with "
+            "rate_limited after the first factor hit the push profile's rate_limit, which "
+            "unlock does not lift: it ends when the window passes (tapgate audit shows "
+            "limit=push_rate_limit)."
+        )
         return
     done = [
         *(["lifted the fraud lock"] if lifted else []),

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from typing import IO
 
@@ -15,7 +16,7 @@ import uvicorn
 from tapgate.cli.common import config_option, handle_errors
 from tapgate.errors import ConfigError
 from tapgate.logsetup import setup_logging
-from tapgate.settings import load_settings
+from tapgate.settings import HostPort, load_settings
 from tapgate.store.migrate import upgrade
 
 log = logging.getLogger("tapgate.serve")
@@ -30,11 +31,42 @@ def serve(config_file: str | None) -> None:
     settings = load_settings(config_file)
     for warning in settings.warnings:
         log.warning("%s", warning)
-    before, after = upgrade(settings.database_url)
-    if before != after:
-        log.info("schema migrated from=%s to=%s", before, after)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(settings))
+    # Bound before anything is created, so a port in use stops `serve` with nothing written.
+    listener = _listening_socket(settings.listen)
+    try:
+        before, after = upgrade(settings.database_url)
+        if before != after:
+            log.info("schema migrated from=%s to=%s", before, after)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(settings, listener))
+    finally:
+        listener.close()
+
+
+def _listening_socket(listen: HostPort) -> socket.socket:
+    """Return a socket bound to `listen`, or raise ConfigError naming the address and the fix."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {listen}: {exc}; set server.listen in the config file or "
+            "TAPGATE_LISTEN to an address of this host, such as 127.0.0.1:8080"
+        ) from exc
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        log.warning("listen failed address=%s error=%s", listen, exc)
+        raise ConfigError(
+            f"cannot listen on {listen}: {exc.strerror or exc}; stop the process that uses "
+            "it, or choose another port with server.listen in the config file or "
+            f"TAPGATE_LISTEN={listen.host}:PORT"
+        ) from exc
+    return listener
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -51,7 +83,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def _serve(settings: object) -> None:
+async def _serve(settings: object, listener: socket.socket) -> None:
     from tapgate.api.app import create_server_app
     from tapgate.bootstrap import create_embedded_defaults
     from tapgate.runtime import Runtime
@@ -101,7 +133,7 @@ async def _serve(settings: object) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         if radius_server is not None:
             await radius_server.stop()

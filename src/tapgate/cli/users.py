@@ -34,9 +34,9 @@ def user() -> None:
 @click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input (one line)."
 )
-@click.option("--first-name", default=None)
-@click.option("--last-name", default=None)
-@click.option("--email", default=None)
+@click.option("--first-name", default=None, help="First name, shown on the admin pages.")
+@click.option("--last-name", default=None, help="Last name, shown on the admin pages.")
+@click.option("--email", default=None, help="Email address; policies can match it as email.")
 @click.option("--mobile", default=None, help="Mobile number as given, e.g. 05554443322.")
 @click.option("--group", "groups", multiple=True, help="Group name; repeat for several.")
 @click.option("--expires", default=None, help="Expiration date (YYYY-MM-DD, UTC).")
@@ -312,5 +312,11 @@ def audit(
     for record in records:
         fields = ("time", "event", "username", "application", "transaction_id", "outcome", "reason")
         line = " ".join(f"{k}={record[k]}" for k in fields if record[k])
-        change = record["details"].get("change") if isinstance(record["details"], dict) else None
-        click.echo(f"{line} change={change!r}" if change else line)
+        details = record["details"] if isinstance(record["details"], dict) else {}
+        if record.get("actor"):
+            line += f" actor={record['actor']!r}"
+        if details.get("limit"):
+            line += f" limit={details['limit']}"
+        if details.get("change"):
+            line += f" change={details['change']!r}"
+        click.echo(line)

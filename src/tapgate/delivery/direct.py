@@ -87,11 +87,13 @@ class DirectHub:
         return mailbox
 
     def disconnect(self, device_id: str, mailbox: Mailbox) -> None:
+        """Forget one stream of the device; a stream the hub ended already is forgotten once."""
         streams = self._streams.get(device_id)
-        if streams is not None:
-            streams.discard(mailbox)
-            if not streams:
-                del self._streams[device_id]
+        if streams is None or mailbox not in streams:
+            return
+        streams.discard(mailbox)
+        if not streams:
+            del self._streams[device_id]
         log.info("device disconnected device=%s", device_id)
 
     def is_connected(self, device_id: str) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from tapgate.crypto.signing import BadSignature, public_key_from_text, verify
 from tapgate.delivery.metrics import DELIVERY_LATENCY, provider_label
 from tapgate.errors import DeviceAuthError, NotFoundError, RequestError
-from tapgate.push.challenge import MAX_CLOCK_SKEW
+from tapgate.push.challenge import within_clock_skew
 from tapgate.store.database import Database
 from tapgate.store.models import ChallengeDeliveryRow, DeviceRow, TransactionRow
 
@@ -59,14 +59,9 @@ def check_receipt_message(message: Any, audience: str, now: datetime) -> dict[st
     for key in ("device_id", "transaction_id", "nonce"):
         if not isinstance(message[key], str) or not 0 < len(message[key]) <= 64:
             raise RequestError(f"receipt {key} must be a string", "invalid_request", 400)
-    issued = message["iat"]
     if message["aud"] != audience:
         raise DeviceAuthError("receipt is for another server")
-    if (
-        isinstance(issued, bool)
-        or not isinstance(issued, int)
-        or abs(issued - now.timestamp()) > MAX_CLOCK_SKEW
-    ):
+    if not within_clock_skew(message["iat"], now):
         raise DeviceAuthError("receipt iat outside the allowed clock skew")
     return message
 

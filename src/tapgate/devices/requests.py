@@ -18,7 +18,7 @@ from tapgate import jsondepth
 from tapgate.crypto.signing import BadSignature, b64url_decode, public_key_from_text, verify
 from tapgate.devices.protocol import DEVICE_AUTH_SCHEME
 from tapgate.errors import DeviceAuthError
-from tapgate.push.challenge import MAX_CLOCK_SKEW
+from tapgate.push.challenge import MAX_CLOCK_SKEW, within_clock_skew
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceNonceRow, DeviceRow
 
@@ -56,12 +56,7 @@ async def authenticate_device(
         or payload["path"] != path
     ):
         raise DeviceAuthError("device authorization is for another server or request")
-    issued = payload["iat"]
-    if (
-        isinstance(issued, bool)
-        or not isinstance(issued, int)
-        or abs(issued - now.timestamp()) > MAX_CLOCK_SKEW
-    ):
+    if not within_clock_skew(payload["iat"], now):
         raise DeviceAuthError("device authorization iat outside the allowed clock skew")
     nonce = payload["nonce"]
     if (

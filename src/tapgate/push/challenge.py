@@ -19,6 +19,19 @@ MESSAGE_VERSION = 1
 DECISIONS = ("approve", "deny", "fraud")
 # How far a device's clock may be from the server's, in seconds.
 MAX_CLOCK_SKEW = 300
+
+
+def within_clock_skew(issued: object, now: datetime) -> bool:
+    """Return whether a signed message's `iat` is an integer within MAX_CLOCK_SKEW of `now`.
+
+    The difference is taken in integers: a float conversion of a huge `iat` would raise
+    OverflowError before the signature was even checked.
+    """
+    if isinstance(issued, bool) or not isinstance(issued, int):
+        return False
+    return abs(issued - int(now.timestamp())) <= MAX_CLOCK_SKEW
+
+
 _DECISION_KEYS = {
     "v",
     "aud",
@@ -120,12 +133,7 @@ def check_decision(
         nonce.encode(), transaction.nonce.encode()
     ):
         return DecisionCheck(False, problem="nonce does not match the challenge")
-    issued = message.get("iat")
-    if (
-        isinstance(issued, bool)
-        or not isinstance(issued, int)
-        or abs(issued - now.timestamp()) > MAX_CLOCK_SKEW
-    ):
+    if not within_clock_skew(message.get("iat"), now):
         return DecisionCheck(False, problem="iat outside the allowed clock skew")
     decision = message.get("decision")
     if decision not in DECISIONS or not isinstance(message.get("uv"), bool):

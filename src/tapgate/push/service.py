@@ -359,10 +359,13 @@ class LoginService:
                     resolved_at=now,
                 )
             )
+            # A rejection decided after the first factor passed (a method, a device, the push
+            # limit) is the login's, not the first factor's.
             await record_audit(
                 session,
                 "first_factor"
-                if rejection.reason not in ("no_method", "no_device", "fraud_locked")
+                if decided_by is None
+                and rejection.reason not in ("no_method", "no_device", "fraud_locked")
                 else "login_rejected",
                 username=user.username if user else request.username,
                 auth_profile=user.auth_profile if user else None,
@@ -371,7 +374,7 @@ class LoginService:
                 outcome="rejected",
                 reason=rejection.reason,
                 source_ip=request.client_ip,
-                details={"decided_by": decided_by} if decided_by else None,
+                details=_rejection_details(rejection.reason, decided_by),
             )
         log.info(
             "login rejected transaction=%s application=%s reason=%s",
@@ -673,3 +676,17 @@ class LoginService:
         from tapgate.push.answers import submit_code
 
         return await submit_code(self, transaction_id, code)
+
+
+def _rejection_details(reason: str, decided_by: str | None) -> dict[str, str] | None:
+    """Return the audit details of a rejection.
+
+    After the first factor, `rate_limited` can only be the push profile's limit on pushes. The
+    details say so, because `tapgate user unlock` does not lift that limit.
+    """
+    if decided_by is None:
+        return None
+    details = {"decided_by": decided_by}
+    if reason == "rate_limited":
+        details["limit"] = "push_rate_limit"
+    return details

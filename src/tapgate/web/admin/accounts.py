@@ -30,7 +30,8 @@ MAX_ADMIN_PASSWORD = 1024
 def check_admin_name(name: str) -> str:
     if not NAME_PATTERN.match(name):
         raise ObjectError(
-            f"invalid administrator name {name!r}; use 1-64 letters, digits, '.', '_' or '-'"
+            f"invalid administrator name {name!r}; use 1-64 ASCII letters (a-z, A-Z), digits, "
+            "'.', '_' or '-'"
         )
     return name
 
