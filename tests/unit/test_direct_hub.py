@@ -1,4 +1,4 @@
-"""The `direct` delivery hub: streams per device, bounded mailboxes, closing a device."""
+"""The `direct` delivery hub: streams per device, bounded queues, closing a device."""
 
 from __future__ import annotations
 
@@ -8,30 +8,30 @@ from typing import Any
 
 import pytest
 
-from tapgate.delivery.direct import DirectHub, Mailbox
+from tapgate.delivery.direct import DirectHub, StreamQueue
 
 DEVICE = "dev-ayse-telefon"
 OTHER_DEVICE = "dev-ismail-telefon"
 CHALLENGE = {"event": "challenge", "transaction_id": "tx-ayse-vpn"}
-MAILBOX_SIZE = 64
+QUEUE_SIZE = 64
 
 
-def drain(mailbox: Mailbox) -> list[dict[str, Any] | None]:
+def drain(queue: StreamQueue) -> list[dict[str, Any] | None]:
     async def read_all() -> list[dict[str, Any] | None]:
         items = []
         while True:
             try:
-                items.append(await mailbox.get(0))
+                items.append(await queue.get(0))
             except TimeoutError:
                 return items
 
     return asyncio.run(read_all())
 
 
-def fill(hub: DirectHub, mailbox: Mailbox) -> None:
-    for index in range(MAILBOX_SIZE):
+def fill(hub: DirectHub, queue: StreamQueue) -> None:
+    for index in range(QUEUE_SIZE):
         hub.send(DEVICE, {"event": "challenge", "transaction_id": f"tx-{index}"})
-    assert mailbox.full()
+    assert queue.full()
 
 
 def test_connect_marks_connected() -> None:
@@ -52,11 +52,11 @@ def test_connected_count_per_device() -> None:
     assert hub.connected_count == 2
 
 
-def test_send_mailboxs_event() -> None:
+def test_send_queues_event() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
+    queue = hub.connect(DEVICE)
     hub.send(DEVICE, CHALLENGE)
-    assert drain(mailbox) == [CHALLENGE]
+    assert drain(queue) == [CHALLENGE]
 
 
 def test_send_reports_delivery() -> None:
@@ -86,8 +86,8 @@ def test_send_skips_other_device() -> None:
 
 def test_disconnect_removes_device() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
-    hub.disconnect(DEVICE, mailbox)
+    queue = hub.connect(DEVICE)
+    hub.disconnect(DEVICE, queue)
     assert not hub.is_connected(DEVICE)
 
 
@@ -101,28 +101,28 @@ def test_disconnect_keeps_other_stream() -> None:
 
 def test_disconnect_twice_harmless() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
-    hub.disconnect(DEVICE, mailbox)
-    hub.disconnect(DEVICE, mailbox)
+    queue = hub.connect(DEVICE)
+    hub.disconnect(DEVICE, queue)
+    hub.disconnect(DEVICE, queue)
     assert hub.connected_count == 0
 
 
-def test_full_mailbox_disconnects_stream() -> None:
+def test_full_queue_disconnects_stream() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
-    fill(hub, mailbox)
+    queue = hub.connect(DEVICE)
+    fill(hub, queue)
     hub.send(DEVICE, CHALLENGE)
     assert not hub.is_connected(DEVICE)
 
 
-def test_full_mailbox_send_returns_false() -> None:
+def test_full_queue_send_returns_false() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
-    fill(hub, mailbox)
+    queue = hub.connect(DEVICE)
+    fill(hub, queue)
     assert hub.send(DEVICE, CHALLENGE) is False
 
 
-def test_full_mailbox_spares_other_stream() -> None:
+def test_full_queue_spares_other_stream() -> None:
     hub = DirectHub()
     slow = hub.connect(DEVICE)
     fill(hub, slow)
@@ -133,10 +133,10 @@ def test_full_mailbox_spares_other_stream() -> None:
 
 def test_close_device_sends_none() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
+    queue = hub.connect(DEVICE)
     hub.send(DEVICE, CHALLENGE)
     hub.close_device(DEVICE)
-    assert drain(mailbox) == [CHALLENGE, None]
+    assert drain(queue) == [CHALLENGE, None]
 
 
 def test_close_device_disconnects() -> None:
@@ -153,34 +153,34 @@ def test_close_unknown_device_harmless() -> None:
     assert hub.connected_count == 0
 
 
-def test_full_mailbox_ends_stream() -> None:
+def test_full_queue_ends_stream() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
-    fill(hub, mailbox)
+    queue = hub.connect(DEVICE)
+    fill(hub, queue)
     hub.send(DEVICE, CHALLENGE)
-    assert drain(mailbox)[-1] is None
+    assert drain(queue)[-1] is None
 
 
 def test_close_device_ends_full_stream() -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
-    fill(hub, mailbox)
+    queue = hub.connect(DEVICE)
+    fill(hub, queue)
     hub.close_device(DEVICE)
-    assert drain(mailbox)[-1] is None
+    assert drain(queue)[-1] is None
 
 
 def test_get_waits_for_event() -> None:
     async def scenario() -> dict[str, Any] | None:
-        mailbox = Mailbox()
-        asyncio.get_running_loop().call_later(0.01, mailbox.put, CHALLENGE)
-        return await mailbox.get(5)
+        queue = StreamQueue()
+        asyncio.get_running_loop().call_later(0.01, queue.put, CHALLENGE)
+        return await queue.get(5)
 
     assert asyncio.run(scenario()) == CHALLENGE
 
 
 def test_get_times_out_without_event() -> None:
     async def scenario() -> None:
-        await Mailbox().get(0.01)
+        await StreamQueue().get(0.01)
 
     with pytest.raises(TimeoutError):
         asyncio.run(scenario())
@@ -188,35 +188,35 @@ def test_get_times_out_without_event() -> None:
 
 def test_get_after_timeout_still_receives() -> None:
     async def scenario() -> dict[str, Any] | None:
-        mailbox = Mailbox()
+        queue = StreamQueue()
         with pytest.raises(TimeoutError):
-            await mailbox.get(0.01)
-        mailbox.put(CHALLENGE)
-        return await mailbox.get(5)
+            await queue.get(0.01)
+        queue.put(CHALLENGE)
+        return await queue.get(5)
 
     assert asyncio.run(scenario()) == CHALLENGE
 
 
-def test_cancelled_get_leaves_mailbox_usable() -> None:
+def test_cancelled_get_leaves_queue_usable() -> None:
     async def scenario() -> dict[str, Any] | None:
-        mailbox = Mailbox()
-        reader = asyncio.create_task(mailbox.get(5))
+        queue = StreamQueue()
+        reader = asyncio.create_task(queue.get(5))
         await asyncio.sleep(0)
         reader.cancel()
         with pytest.raises(asyncio.CancelledError):
             await reader
-        mailbox.put(CHALLENGE)
-        return await mailbox.get(5)
+        queue.put(CHALLENGE)
+        return await queue.get(5)
 
     assert asyncio.run(scenario()) == CHALLENGE
 
 
 def test_ended_stream_logs_one_disconnect(caplog: pytest.LogCaptureFixture) -> None:
     hub = DirectHub()
-    mailbox = hub.connect(DEVICE)
+    queue = hub.connect(DEVICE)
     caplog.set_level(logging.INFO, logger="tapgate.delivery.direct")
     hub.close_device(DEVICE)
-    # The stream's own cleanup disconnects the mailbox again when it reads the end marker.
-    hub.disconnect(DEVICE, mailbox)
+    # The stream's own cleanup disconnects the queue again when it reads the end marker.
+    hub.disconnect(DEVICE, queue)
     lines = [r.getMessage() for r in caplog.records if "disconnected" in r.getMessage()]
     assert lines == [f"device disconnected device={DEVICE}"]

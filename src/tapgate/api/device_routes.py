@@ -16,7 +16,7 @@ from tapgate.api.auth_routes import RuntimeDep
 from tapgate.api.errors import duplicate_key_error, error_response
 from tapgate.audit import record_audit
 from tapgate.crypto.signing import public_key_to_text
-from tapgate.delivery.direct import Mailbox
+from tapgate.delivery.direct import StreamQueue
 from tapgate.delivery.receipts import record_receipt
 from tapgate.devices.confirmation import hold_for_confirmation
 from tapgate.devices.enrollment import EnrollmentRejected, complete_enrollment
@@ -171,23 +171,23 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
 
     `tapgate.api.hotpath` serves this path itself; this route serves it under a mount prefix.
     """
-    mailbox = rt.hub.connect(device.id)
+    queue = rt.hub.connect(device.id)
     try:
         backlog = await open_challenges(rt.login, device)
     except BaseException:
-        rt.hub.disconnect(device.id, mailbox)
+        rt.hub.disconnect(device.id, queue)
         raise
     return StreamingResponse(
-        stream_events(rt, device.id, mailbox, backlog),
+        stream_events(rt, device.id, queue, backlog),
         media_type="text/event-stream",
         headers=dict(STREAM_HEADERS),
     )
 
 
 async def stream_events(
-    rt: Runtime, device_id: str, mailbox: Mailbox, backlog: list[TransactionRow]
+    rt: Runtime, device_id: str, queue: StreamQueue, backlog: list[TransactionRow]
 ) -> AsyncGenerator[bytes, None]:
-    """Yield a connected device's stream; disconnect its mailbox from the hub when it ends."""
+    """Yield a connected device's stream; disconnect its queue from the hub when it ends."""
     try:
         yield b": connected\n\n"
         for row in backlog:
@@ -198,7 +198,7 @@ async def stream_events(
             yield _sse(envelope)
         while True:
             try:
-                event = await mailbox.get(HEARTBEAT_SECONDS)
+                event = await queue.get(HEARTBEAT_SECONDS)
             except TimeoutError:
                 # A device revoked by another process (the CLI, another node) is noticed
                 # here, at the latest one heartbeat after the revocation.
@@ -211,7 +211,7 @@ async def stream_events(
                 return
             yield _sse(event)
     finally:
-        rt.hub.disconnect(device_id, mailbox)
+        rt.hub.disconnect(device_id, queue)
 
 
 # Every held stream runs this at each heartbeat: with 10,000 streams, about 670 reads a second.

@@ -41,7 +41,7 @@ from tapgate.api.device_routes import (
 )
 from tapgate.api.errors import duplicate_key_error, error_for
 from tapgate.api.limits import MAX_BODY_BYTES, reject_too_large
-from tapgate.delivery.direct import Mailbox
+from tapgate.delivery.direct import StreamQueue
 from tapgate.push.answers import open_challenges
 from tapgate.runtime import Runtime
 from tapgate.web.security import security_headers
@@ -163,20 +163,20 @@ class HotPaths:
             await self._send(send, _expected(exc, scope))
             return
         device_id = device.id
-        mailbox = runtime.hub.connect(device_id)
+        queue = runtime.hub.connect(device_id)
         try:
             backlog = await open_challenges(runtime.login, device)
         except BaseException:
-            runtime.hub.disconnect(device_id, mailbox)
+            runtime.hub.disconnect(device_id, queue)
             raise
         del device  # the stream lives for hours; it needs only the id
-        events = stream_events(runtime, device_id, mailbox, backlog)
+        events = stream_events(runtime, device_id, queue, backlog)
         # uvicorn drops writes to a closed connection silently; only `receive` reports the
         # disconnect.
         # NOTE: a client that stays connected but stops reading keeps its stream until TCP
         # gives up: once the socket buffers are full this task waits in `send` and never reads
-        # the end marker that a full mailbox gets.
-        listener = asyncio.ensure_future(_end_on_disconnect(receive, mailbox))
+        # the end marker that a full queue gets.
+        listener = asyncio.ensure_future(_end_on_disconnect(receive, queue))
         try:
             await send(
                 {
@@ -222,10 +222,10 @@ class HotPaths:
         await send({"type": "http.response.body", "body": response.body})
 
 
-async def _end_on_disconnect(receive: Receive, mailbox: Mailbox) -> None:
+async def _end_on_disconnect(receive: Receive, queue: StreamQueue) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    mailbox.end()
+    queue.end()
 
 
 def _expected(exc: Exception, scope: Scope) -> JSONResponse:

@@ -1,6 +1,6 @@
 """The `direct` delivery provider: devices hold a server-sent-events stream to tapgate.
 
-Each connected stream has a bounded mailbox; a device too slow to drain it is disconnected and
+Each connected stream has a bounded queue; a device too slow to drain it is disconnected and
 falls back to signed polling, which always returns every open challenge.
 """
 
@@ -13,12 +13,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_MAILBOX_SIZE = 64
+_QUEUE_SIZE = 64
 
 Event = dict[str, Any] | None
 
 
-class Mailbox:
+class StreamQueue:
     """The events waiting for one device stream; None ends the stream.
 
     `asyncio.Queue` waited for with `asyncio.wait_for` runs the wait in a task of its own, so
@@ -30,7 +30,7 @@ class Mailbox:
 
     __slots__ = ("_events", "_size", "_waiter")
 
-    def __init__(self, size: int = _MAILBOX_SIZE) -> None:
+    def __init__(self, size: int = _QUEUE_SIZE) -> None:
         self._events: deque[Event] = deque()
         self._size = size
         self._waiter: asyncio.Future[None] | None = None
@@ -46,7 +46,7 @@ class Mailbox:
             waiter.set_result(None)
 
     def end(self) -> None:
-        """Make the reader stop. When the mailbox is full, drop what the reader has not read
+        """Make the reader stop. When the queue is full, drop what the reader has not read
         first: the device reconnects and gets every open challenge again, so nothing dropped is
         lost."""
         if self.full():
@@ -78,20 +78,20 @@ class DirectHub:
     """Connected device streams by device id."""
 
     def __init__(self) -> None:
-        self._streams: dict[str, set[Mailbox]] = defaultdict(set)
+        self._streams: dict[str, set[StreamQueue]] = defaultdict(set)
 
-    def connect(self, device_id: str) -> Mailbox:
-        mailbox = Mailbox()
-        self._streams[device_id].add(mailbox)
+    def connect(self, device_id: str) -> StreamQueue:
+        queue = StreamQueue()
+        self._streams[device_id].add(queue)
         log.info("device connected device=%s streams=%d", device_id, len(self._streams[device_id]))
-        return mailbox
+        return queue
 
-    def disconnect(self, device_id: str, mailbox: Mailbox) -> None:
+    def disconnect(self, device_id: str, queue: StreamQueue) -> None:
         """Forget one stream of the device; a stream the hub ended already is forgotten once."""
         streams = self._streams.get(device_id)
-        if streams is None or mailbox not in streams:
+        if streams is None or queue not in streams:
             return
-        streams.discard(mailbox)
+        streams.discard(queue)
         if not streams:
             del self._streams[device_id]
         log.info("device disconnected device=%s", device_id)
@@ -106,13 +106,13 @@ class DirectHub:
     def send(self, device_id: str, event: dict[str, Any]) -> bool:
         """Queue `event` on every stream of the device; return whether any stream took it."""
         delivered = False
-        for mailbox in list(self._streams.get(device_id, ())):
-            if mailbox.full():
+        for queue in list(self._streams.get(device_id, ())):
+            if queue.full():
                 log.warning("device stream full, closing it device=%s", device_id)
-                mailbox.end()
-                self.disconnect(device_id, mailbox)
+                queue.end()
+                self.disconnect(device_id, queue)
                 continue
-            mailbox.put(event)
+            queue.put(event)
             delivered = True
         return delivered
 
@@ -123,6 +123,6 @@ class DirectHub:
 
     def close_device(self, device_id: str) -> None:
         """End every stream of a device (revoked)."""
-        for mailbox in list(self._streams.get(device_id, ())):
-            mailbox.end()
-            self.disconnect(device_id, mailbox)
+        for queue in list(self._streams.get(device_id, ())):
+            queue.end()
+            self.disconnect(device_id, queue)
