@@ -21,6 +21,8 @@ from tapgate.store.migrate import upgrade
 
 log = logging.getLogger("tapgate.serve")
 
+_YOUNG_COLLECTION_OBJECTS = 20_000
+
 
 @click.command()
 @config_option
@@ -119,7 +121,7 @@ async def _serve(settings: object, listener: socket.socket) -> None:
     )
     server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
-    _freeze_startup_objects()
+    _tune_garbage_collector()
 
     def stop() -> None:
         # Device streams never end by themselves; ending them lets uvicorn's graceful shutdown
@@ -145,8 +147,9 @@ async def _serve(settings: object, listener: socket.socket) -> None:
         )
 
 
-def _freeze_startup_objects() -> None:
-    """Keep the objects of start-up out of every later garbage collection.
+def _tune_garbage_collector() -> None:
+    """Keep the objects of start-up out of every later garbage collection, and collect young
+    objects less often.
 
     The modules, models and objects loaded so far live as long as the process. A full
     collection walks every tracked object. With 1,000 connected devices each one took 77 to
@@ -156,6 +159,13 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+    # A login's objects live for milliseconds. Collected every 700 new objects (Python's
+    # default), many were still alive, survived into older generations and made collections
+    # of those more frequent. With 20,000 the young collections are rarer and find them dead:
+    # at 200 concurrent logins with a 0.15 s think time, time spent collecting fell from
+    # 645 to 100 ms a run. In four pairs of runs the throughput was 2 to 6 % higher and both
+    # p99 latency shares were lower in every pair. The longest young collection took 11 ms.
+    gc.set_threshold(_YOUNG_COLLECTION_OBJECTS, *gc.get_threshold()[1:])
     log.debug("froze start-up objects count=%d", gc.get_freeze_count())
 
 
