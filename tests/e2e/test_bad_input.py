@@ -173,6 +173,9 @@ def test_new_enrollment_voids_the_older_one(server: Server) -> None:
     with pytest.raises(ProtocolError):
         enroll(first, "Eski")
     assert enroll(second, "Yeni").device_id
+    records = server.cli_json("audit", "--event", "enrollment", "--json")
+    rejected = [r for r in records if r["outcome"] == "rejected"]
+    assert [r["reason"] for r in rejected] == ["token replaced by a newer link"]
 
 
 def test_enroll_with_bad_keys_rejected(server: Server) -> None:

@@ -98,11 +98,16 @@ def user_add(
 
 
 @user.command("list")
-@click.option("--auth-profile", "auth_profile", required=True, help="Local auth profile to list.")
+@click.option(
+    "--auth-profile",
+    "auth_profile",
+    default=None,
+    help="Local auth profile to list; may be left out when there is only one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option
 @handle_errors
-def user_list(auth_profile: str, as_json: bool, config_file: str | None) -> None:
+def user_list(auth_profile: str | None, as_json: bool, config_file: str | None) -> None:
     """List the users of a local auth profile."""
     from sqlalchemy import select
 
@@ -110,12 +115,24 @@ def user_list(auth_profile: str, as_json: bool, config_file: str | None) -> None
 
     async def body(context: Context) -> list[dict[str, object]]:
         async with context.database.read() as session:
-            profile = (
+            local_profiles = (
                 await session.scalars(
-                    select(AuthProfileRow).where(AuthProfileRow.name == auth_profile)
+                    select(AuthProfileRow)
+                    .where(AuthProfileRow.kind == "local")
+                    .order_by(AuthProfileRow.name)
                 )
-            ).first()
-            if profile is None or profile.kind != "local":
+            ).all()
+            if auth_profile is None:
+                if len(local_profiles) != 1:
+                    names = ", ".join(p.name for p in local_profiles) or "none"
+                    raise NotFoundError(
+                        f"there are {len(local_profiles)} local auth profiles ({names}); "
+                        "name one with --auth-profile"
+                    )
+                profile: AuthProfileRow | None = local_profiles[0]
+            else:
+                profile = next((p for p in local_profiles if p.name == auth_profile), None)
+            if profile is None:
                 raise NotFoundError(f"local auth profile {auth_profile!r} does not exist")
             rows = (
                 await session.scalars(
@@ -193,7 +210,9 @@ async def find_user(
                     raise ObjectError(f"user {found.username!r} cannot enroll: {problem}")
                 return found
         raise NotFoundError(
-            f"user {username!r} not found in auth profiles {', '.join(names) or '(none)'}"
+            f"user {username!r} not found in auth profiles {', '.join(names) or '(none)'}; "
+            "check the spelling (tapgate user list shows a local auth profile's users) or add "
+            "the user first"
         )
     finally:
         await cache.close()

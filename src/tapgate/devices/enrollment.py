@@ -156,6 +156,9 @@ async def complete_enrollment(
             problem = "unknown"
         elif row.used_at is not None:
             problem = "already used"
+        elif row.expires_at < row.created_at + ENROLLMENT_LIFETIME:
+            # Issuing a new link ends the older unused one at that moment (see above).
+            problem = "replaced by a newer link"
         else:
             problem = "expired"
         log.info("enrollment rejected problem=%s source_ip=%s", problem, source_ip)
