@@ -269,6 +269,6 @@ def test_push_limit_audited_apart_from_first_factor(server: Server) -> None:
     assert "push profile's rate_limit" in unlocked.stdout
 
 
-def test_user_list_needs_no_auth_profile_when_one_exists(server: Server) -> None:
+def test_user_list_single_auth_profile(server: Server) -> None:
     listed = server.cli_json("user", "list", "--json")
     assert "İsmail" in [u["username"] for u in listed]

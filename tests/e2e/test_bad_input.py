@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import httpx
 import pytest
 
 from tapgate.authenticator.device import fetch_challenges, request_header, send_answer
+from tapgate.authenticator.state import DeviceState
 from tapgate.crypto.signing import private_key_from_text, sign
 from tests.e2e.conftest import PASSWORD, enroll_device
 from tests.support import Api, Server
@@ -196,20 +198,27 @@ def test_enroll_with_bad_keys_rejected(server: Server) -> None:
     assert response.json()["error"] == "invalid_key"
 
 
-def test_answer_replay_changes_nothing(server: Server, api: Api) -> None:
-    device = enroll_device(server, "ayşe")
-    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+def answer_message(
+    device: DeviceState, transaction_id: str, decision: str, iat: int | None = None
+) -> dict[str, object]:
+    """Return the message of a device's answer to its first open challenge."""
     challenge = fetch_challenges(device)[0]
-    message = {
+    return {
         "v": 1,
         "aud": device.public_url,
-        "iat": int(__import__("time").time()),
+        "iat": int(time.time()) if iat is None else iat,
         "device_id": device.device_id,
         "transaction_id": transaction_id,
         "nonce": challenge["nonce"],
-        "decision": "deny",
+        "decision": decision,
         "uv": False,
     }
+
+
+def test_answer_replay_changes_nothing(server: Server, api: Api) -> None:
+    device = enroll_device(server, "ayşe")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    message = answer_message(device, transaction_id, "deny")
     body = {
         "message": message,
         "signature": sign(private_key_from_text(device.signing_key), message),
@@ -223,17 +232,7 @@ def test_answer_replay_changes_nothing(server: Server, api: Api) -> None:
 def test_tampered_answer_rejected(server: Server, api: Api) -> None:
     device = enroll_device(server, "ayşe")
     transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
-    challenge = fetch_challenges(device)[0]
-    message = {
-        "v": 1,
-        "aud": device.public_url,
-        "iat": int(__import__("time").time()),
-        "device_id": device.device_id,
-        "transaction_id": transaction_id,
-        "nonce": challenge["nonce"],
-        "decision": "deny",
-        "uv": False,
-    }
+    message = answer_message(device, transaction_id, "deny")
     signature = sign(private_key_from_text(device.signing_key), message)
     message["decision"] = "approve"
     response = httpx.post(
@@ -319,17 +318,7 @@ def test_device_request_huge_iat_rejected(server: Server, issued: int) -> None:
 def test_answer_huge_iat_rejected(server: Server, api: Api) -> None:
     device = enroll_device(server, "ayşe")
     transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
-    challenge = fetch_challenges(device)[0]
-    message = {
-        "v": 1,
-        "aud": device.public_url,
-        "iat": 10**400,
-        "device_id": device.device_id,
-        "transaction_id": transaction_id,
-        "nonce": challenge["nonce"],
-        "decision": "approve",
-        "uv": False,
-    }
+    message = answer_message(device, transaction_id, "approve", iat=10**400)
     # Canonical JSON has no form for an integer this large, so no device could sign it.
     body = {"message": message, "signature": "AAAA"}
     response = httpx.post(server.base + "/device/v1/answer", json=body)

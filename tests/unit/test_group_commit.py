@@ -168,7 +168,7 @@ def test_pending_block_joins_the_next_blocks_commit(db_url: str) -> None:
             pending = PendingCommits()
             async with database.write_rows(pending) as rows:
                 await rows.run(_ADD, _values("tx-başladı"))
-            # Returned before its commit: no other connection sees the row yet.
+            # Returned before its commit, so no other connection can read the row yet.
             before = _committed_ids(path)
             async with database.write_rows() as rows:
                 await rows.run(_ADD, _values("tx-gönderildi"))

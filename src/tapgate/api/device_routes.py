@@ -171,17 +171,25 @@ async def stream(request: Request, rt: RuntimeDep, device: DeviceDep) -> Streami
 
     `tapgate.api.hotpath` serves this path itself; this route serves it under a mount prefix.
     """
+    queue, backlog = await connect_stream(rt, device)
+    return StreamingResponse(
+        stream_events(rt, device.id, queue, backlog),
+        media_type="text/event-stream",
+        headers=dict(STREAM_HEADERS),
+    )
+
+
+async def connect_stream(
+    rt: Runtime, device: DeviceRow
+) -> tuple[StreamQueue, list[TransactionRow]]:
+    """Connect a device's stream to the hub; return its queue and the challenges still open."""
     queue = rt.hub.connect(device.id)
     try:
         backlog = await open_challenges(rt.login, device)
     except BaseException:
         rt.hub.disconnect(device.id, queue)
         raise
-    return StreamingResponse(
-        stream_events(rt, device.id, queue, backlog),
-        media_type="text/event-stream",
-        headers=dict(STREAM_HEADERS),
-    )
+    return queue, backlog
 
 
 async def stream_events(

@@ -36,13 +36,13 @@ from tapgate.api.auth_routes import (
 from tapgate.api.device_routes import (
     STREAM_HEADERS,
     answer_response,
+    connect_stream,
     signed_device_of,
     stream_events,
 )
 from tapgate.api.errors import duplicate_key_error, error_for
 from tapgate.api.limits import MAX_BODY_BYTES, reject_too_large
 from tapgate.delivery.direct import StreamQueue
-from tapgate.push.answers import open_challenges
 from tapgate.runtime import Runtime
 from tapgate.web.security import security_headers
 
@@ -162,21 +162,19 @@ class HotPaths:
         except Exception as exc:
             await self._send(send, _expected(exc, scope))
             return
+        queue, backlog = await connect_stream(runtime, device)
+        # The stream lives for hours, so it keeps only the device's id.
         device_id = device.id
-        queue = runtime.hub.connect(device_id)
-        try:
-            backlog = await open_challenges(runtime.login, device)
-        except BaseException:
-            runtime.hub.disconnect(device_id, queue)
-            raise
-        del device  # the stream lives for hours; it needs only the id
+        del device
         events = stream_events(runtime, device_id, queue, backlog)
-        # uvicorn drops writes to a closed connection silently; only `receive` reports the
+
+        # uvicorn drops writes to a closed connection silently, so only `receive` reports the
         # disconnect.
         # NOTE: a client that stays connected but stops reading keeps its stream until TCP
-        # gives up: once the socket buffers are full this task waits in `send` and never reads
-        # the end marker that a full queue gets.
+        # gives up. Once the socket buffers are full this task waits in `send`, so it never
+        # reads the end marker that a full queue gets.
         listener = asyncio.ensure_future(_end_on_disconnect(receive, queue))
+
         try:
             await send(
                 {

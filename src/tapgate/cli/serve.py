@@ -164,7 +164,7 @@ def _tune_garbage_collector() -> None:
     # of those more frequent. With 20,000 the young collections are rarer and find them dead:
     # at 200 concurrent logins with a 0.15 s think time, time spent collecting fell from
     # 645 to 100 ms a run. In four pairs of runs the throughput was 2 to 6 % higher and both
-    # p99 latency shares were lower in every pair. The longest young collection took 11 ms.
+    # p99 latency shares were lower in every pair. Young collections took at most 11 ms.
     gc.set_threshold(_YOUNG_COLLECTION_OBJECTS, *gc.get_threshold()[1:])
     log.debug("froze start-up objects count=%d", gc.get_freeze_count())
 

@@ -682,7 +682,7 @@ def _rejection_details(reason: str, decided_by: str | None) -> dict[str, str] | 
     """Return the audit details of a rejection.
 
     After the first factor, `rate_limited` can only be the push profile's limit on pushes. The
-    details say so, because `tapgate user unlock` does not lift that limit.
+    details record that, because `tapgate user unlock` does not lift that limit.
     """
     if decided_by is None:
         return None

@@ -15,7 +15,7 @@ savepoint and undoes only its own statements. A failed COMMIT fails every block 
 SQLite has no such feature of its own and Python's sqlite3 module has none either, hence this.
 
 The shared COMMIT runs on the event loop, holding the gate. It ran on a thread of its own for a
-while, so that the loop could serve requests meanwhile; but handing the COMMIT to the thread
+while, so that the loop could serve requests meanwhile. But handing the COMMIT to the thread
 and its end back to the loop cost more than the COMMIT itself (about 0.1 ms at the median for
 a batch). The thread waited for the GIL and the loop's next turn, and every block queued
 behind the gate meanwhile. At 200 concurrent logins with a 0.18 s think time, moving the
@@ -245,7 +245,7 @@ class PendingCommits:
         self._waiters: list[asyncio.Future[None]] = []
 
     def add(self, waiter: asyncio.Future[None]) -> None:
-        # A caller that fails before `wait()` never reads the outcome; reading it here keeps
+        # A caller that fails before `wait()` never reads the outcome, so reading it here keeps
         # asyncio from reporting a never-retrieved exception. The group commit logs failures.
         waiter.add_done_callback(_read_outcome)
         self._waiters.append(waiter)
