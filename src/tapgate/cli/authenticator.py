@@ -312,7 +312,11 @@ def listen(
                     log.warning(
                         "receipt not sent transaction=%s error=%s", message["transaction_id"], exc
                     )
-                _show(message, err=True, number_from="asked for below")
+                _show(
+                    message,
+                    err=True,
+                    number_from="asked for below" if automatic is None else "not asked for",
+                )
                 # click appends the choices to the prompt itself.
                 decision = automatic or click.prompt(
                     "Decision", type=click.Choice(["approve", "deny", "fraud"])
