@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
@@ -532,6 +534,35 @@ async def test_unparsable_body_without_token_matches_fastapi(pair: Pair, body: b
     assert fastapi.status_code == 400
     assert hot.status_code == fastapi.status_code
     assert hot.json() == fastapi.json()
+
+
+@pytest.mark.parametrize("path", [AUTH_PATH, ANSWER_PATH])
+async def test_stalled_body_408_closes_connection(runtime: Runtime, path: str) -> None:
+    """Over real sockets: a body shorter than its Content-Length gets 408, and the connection
+    closes, so the late rest of the body is never read as a request of its own."""
+    app = HotPaths(create_app(runtime), runtime=runtime, body_timeout=0.3)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="warning")
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        writer.write(head.encode() + b"Content-Length: 100\r\n\r\n" + '{"username": "ş'.encode())
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(), 5)  # read() returns at the close
+        writer.close()
+        status_line, _, rest = reply.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 408 Request Timeout"
+        assert b"connection: close" in rest.lower()
+        assert b'"request_timeout"' in rest
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
 
 
 async def test_status_with_oversized_body_413(pair: Pair, api: Api, transaction_id: str) -> None:

@@ -1,7 +1,8 @@
-"""The request body limit, driven as a bare ASGI middleware."""
+"""The request body limit and timeout, driven as a bare ASGI middleware."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -135,3 +136,82 @@ async def test_lifespan_passes_through() -> None:
 
     await BodyLimit(app, limit=LIMIT)({"type": "lifespan"}, receive, send)
     assert app.called is True
+
+
+async def stalled_post(app: Any, first: bytes, timeout: float) -> tuple[list[Message], int]:
+    """Send the first chunk of a body announced as longer, then nothing. Return the messages
+    sent and how many times the app called `receive`."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"100")]
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/auth", "headers": headers}
+    reads = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            return {"type": "http.request", "body": first, "more_body": True}
+        await asyncio.Event().wait()  # the client never sends the rest
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(BodyLimit(app, limit=LIMIT, timeout=timeout)(scope, receive, send), 5)
+    return sent, reads
+
+
+async def test_stalled_body_408() -> None:
+    app = EchoApp()
+    sent, reads = await stalled_post(app, '{"username": "ış'.encode(), timeout=0.05)
+    assert status(sent) == 408
+    assert reads == 2
+    assert (b"connection", b"close") in sent[0]["headers"]
+    document = json.loads(body(sent))
+    assert document["error"] == "request_timeout"
+    assert "Content-Length" in document["message"]
+
+
+async def test_body_timeout_from_first_read() -> None:
+    """A body sent a byte at a time, each just inside the timeout, still runs out of time."""
+    headers = [(b"content-type", b"application/json")]
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/auth", "headers": headers}
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        await asyncio.sleep(0.03)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(BodyLimit(EchoApp(), limit=LIMIT, timeout=0.1)(scope, receive, send), 5)
+    assert status(sent) == 408
+
+
+async def test_no_timeout_after_body() -> None:
+    """Once the body is in, `receive` waits for a disconnect as long as the app wants."""
+    scope = {"type": "http", "method": "GET", "path": "/device/v1/stream", "headers": []}
+    reads = 0
+
+    async def receive() -> Message:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.sleep(0.2)
+        return {"type": "http.disconnect"}
+
+    async def holding_app(scope: Scope, inner: Receive, send: Send) -> None:
+        await inner()
+        assert (await inner())["type"] == "http.disconnect"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await BodyLimit(holding_app, limit=LIMIT, timeout=0.05)(scope, receive, send)
+    assert status(sent) == 200

@@ -35,7 +35,7 @@ def test_publish_wakes_only_that_transaction() -> None:
         mine, other = bus.subscribe("tx-ayşe"), bus.subscribe("tx-ismail")
         waiting = asyncio.gather(mine.wait(5), other.wait(0.05))
         await asyncio.sleep(0)
-        await bus.publish("tx-ayşe")
+        bus.publish("tx-ayşe")
         woken_mine, woken_other = await waiting
         return woken_mine, woken_other
 
@@ -75,8 +75,8 @@ def test_publish_passes_the_final_status() -> None:
         bus = EventBus()
         wakeup, plain = bus.subscribe("tx-ayşe"), bus.subscribe("tx-berk")
         final = LoginStatus("tx-ayşe", "approved", application="portal")
-        await bus.publish("tx-ayşe", final)
-        await bus.publish("tx-berk")
+        bus.publish("tx-ayşe", final)
+        bus.publish("tx-berk")
         return await wakeup.wait(1), wakeup.final, plain.final
 
     woken, final, plain = asyncio.run(scenario())

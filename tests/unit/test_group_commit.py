@@ -537,3 +537,125 @@ def test_lock_wait_keeps_loop_running(db_url: str) -> None:
             holder.execute("ROLLBACK")
         holder.close()
     assert _committed_ids(path) == ["tx-after-wait", "tx-before"]
+
+
+def test_after_commit_runs_before_block_returns(db_url: str) -> None:
+    path = _sqlite_path(db_url)
+    upgrade(db_url)
+    seen_at_callback: dict[str, list[str]] = {}
+    events: list[str] = []
+
+    async def write(database: Database, transaction_id: str) -> None:
+        async with database.write_rows() as rows:
+            await rows.run(_ADD, _values(transaction_id))
+            rows.after_commit(
+                lambda: seen_at_callback.setdefault(transaction_id, _committed_ids(path))
+            )
+            rows.after_commit(lambda: events.append(f"callback {transaction_id}"))
+        events.append(f"returned {transaction_id}")
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+            await asyncio.gather(write(database, "tx-1"), write(database, "tx-2"))
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())
+    # Both blocks shared one commit, and each callback saw both rows committed.
+    assert seen_at_callback == {"tx-1": ["tx-1", "tx-2"], "tx-2": ["tx-1", "tx-2"]}
+    # Every callback of the commit ran before any block's caller resumed.
+    assert events == ["callback tx-1", "callback tx-2", "returned tx-1", "returned tx-2"]
+
+
+def test_after_commit_skips_failed_block(db_url: str) -> None:
+    _sqlite_path(db_url)
+    upgrade(db_url)
+    ran: list[str] = []
+
+    async def write(database: Database, transaction_id: str, fail: bool) -> None:
+        async with database.write_rows() as rows:
+            rows.after_commit(lambda: ran.append(transaction_id))
+            await rows.run(_ADD, _values(transaction_id))
+            if fail:
+                raise ValueError("Şule's block gave up")
+
+    async def scenario() -> list[BaseException | None]:
+        database = Database(db_url)
+        try:
+            return await asyncio.gather(
+                write(database, "tx-a", False),
+                write(database, "tx-b", True),
+                write(database, "tx-c", False),
+                return_exceptions=True,
+            )
+        finally:
+            await database.close()
+
+    results = asyncio.run(scenario())
+    assert isinstance(results[1], ValueError)
+    assert ran == ["tx-a", "tx-c"]
+
+
+def test_after_commit_skips_failed_commit(db_url: str) -> None:
+    _sqlite_path(db_url)
+    upgrade(db_url)
+    ran: list[str] = []
+
+    async def scenario() -> BaseException | None:
+        database = Database(db_url)
+        real = database._group.connection
+        try:
+            database._group._connection = _FailingCommit(real)  # type: ignore[assignment]
+            try:
+                async with database.write_rows() as rows:
+                    await rows.run(_ADD, _values("tx-1"))
+                    rows.after_commit(lambda: ran.append("tx-1"))
+            except OperationalError as exc:
+                return exc
+            return None
+        finally:
+            database._group._connection = real
+            await database.close()
+
+    assert isinstance(asyncio.run(scenario()), OperationalError)
+    assert ran == []
+
+
+def test_failing_callback_keeps_the_commit(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    upgrade(db_url)
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("stream gone")
+
+    async def scenario() -> list[str]:
+        database = Database(db_url)
+        try:
+            async with database.write_rows() as rows:
+                await rows.run(_ADD, _values("tx-ı"))
+                rows.after_commit(broken)
+                rows.after_commit(lambda: ran.append("after"))
+            async with database.read_rows() as rows:
+                return list(await rows.scalars(_IDS))
+        finally:
+            await database.close()
+
+    assert asyncio.run(scenario()) == ["tx-ı"]
+    assert ran == ["after"]
+    assert "a callback after a commit failed" in caplog.text
+
+
+def test_after_commit_needs_write_transaction(db_url: str) -> None:
+    upgrade(db_url)
+
+    async def scenario() -> None:
+        database = Database(db_url)
+        try:
+            async with database.read_rows() as rows:
+                with pytest.raises(RuntimeError, match="write"):
+                    rows.after_commit(lambda: None)
+        finally:
+            await database.close()
+
+    asyncio.run(scenario())

@@ -41,7 +41,12 @@ from tapgate.api.device_routes import (
     stream_events,
 )
 from tapgate.api.errors import duplicate_key_error, error_for
-from tapgate.api.limits import MAX_BODY_BYTES, reject_too_large
+from tapgate.api.limits import (
+    BODY_TIMEOUT_SECONDS,
+    MAX_BODY_BYTES,
+    reject_slow_body,
+    reject_too_large,
+)
 from tapgate.delivery.direct import StreamQueue
 from tapgate.runtime import Runtime
 from tapgate.web.security import security_headers
@@ -63,10 +68,18 @@ class HotPaths:
     """The server's outermost ASGI application (see `api.app.create_server_app`): it serves the
     push login's requests and passes every other one on to FastAPI."""
 
-    def __init__(self, app: ASGIApp, *, runtime: Runtime, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        runtime: Runtime,
+        limit: int = MAX_BODY_BYTES,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
+    ) -> None:
         self.app = app
         self.runtime = runtime
         self.limit = limit
+        self.body_timeout = body_timeout
         self.extra_headers = security_headers(
             https=runtime.settings.public_url.startswith("https://")
         )
@@ -96,7 +109,7 @@ class HotPaths:
         await self.app(scope, receive, send)
 
     async def _start(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await self._read_body(receive, send)
+        raw = await self._read_body(scope, receive, send)
         if raw is None:
             return
         # FastAPI reads the body before it checks the bearer token, so a body that is not JSON
@@ -144,7 +157,7 @@ class HotPaths:
         await self._send(send, response)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await self._read_body(receive, send)
+        raw = await self._read_body(scope, receive, send)
         if raw is None:
             return
         try:
@@ -190,22 +203,27 @@ class HotPaths:
             listener.cancel()
             await events.aclose()
 
-    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
-        """Return the whole body, or None once a 413 is sent or the client has gone."""
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """Return the whole body, or None once a 413 or 408 is sent or the client has gone."""
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunk: bytes = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await reject_too_large(send, self.limit)
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return None
+                    chunk: bytes = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.limit:
+                        await reject_too_large(send, self.limit)
+                        return None
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            await reject_slow_body(send, self.body_timeout, scope)
+            return None
 
     async def _send(self, send: Send, response: JSONResponse) -> None:
         # The response is built here, not by another middleware, so none of the security

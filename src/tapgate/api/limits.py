@@ -1,23 +1,44 @@
-"""An ASGI middleware that rejects request bodies over a size limit with 413."""
+"""An ASGI middleware that rejects request bodies over a size limit with 413, and bodies that
+do not arrive in time with 408.
+
+uvicorn has no timeout for a request body. A client that announces more bytes in
+Content-Length than it sends would keep its request, and the task serving it, until it
+disconnects. nginx returns 408 when a client sends nothing for `client_body_timeout` (60 s by
+default, counted between two reads). The bodies here are at most 64 KiB, so the whole body
+gets one deadline instead.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 64 * 1024
+# From the first read of the body to its last byte. A push login's body is a few hundred bytes.
+BODY_TIMEOUT_SECONDS = 30.0
 
 
 class BodyTooLarge(Exception):
     pass
 
 
+class BodyTimeout(Exception):
+    pass
+
+
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT_SECONDS
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,14 +50,26 @@ class BodyLimit:
             return
         received = 0
         started = False
+        complete = False
+        deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete, deadline
+            if complete:
+                # After the body, `receive` only waits for the client to disconnect.
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self.timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     raise BodyTooLarge()
+                complete = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -50,18 +83,45 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await reject_too_large(send, self.limit)
+        except BodyTimeout:
+            if not started:
+                await reject_slow_body(send, self.timeout, scope)
 
 
 async def reject_too_large(send: Send, limit: int) -> None:
     body: dict[str, Any] = {"error": "too_large", "message": f"request body exceeds {limit} bytes"}
+    await _reject(send, 413, body)
+
+
+async def reject_slow_body(send: Send, timeout: float, scope: Scope) -> None:
+    """Send 408 and close the connection, because the rest of the body may still arrive and
+    must not be read as the next request."""
+    client = scope.get("client") or ("-", 0)
+    log.info(
+        "request body timed out path=%s client=%s seconds=%g", scope["path"], client[0], timeout
+    )
+    body: dict[str, Any] = {
+        "error": "request_timeout",
+        "message": (
+            f"request body timed out after {timeout:g} seconds; send as many bytes as "
+            "Content-Length announces"
+        ),
+    }
+    await _reject(send, 408, body, [(b"connection", b"close")])
+
+
+async def _reject(
+    send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *(extra or []),
             ],
         }
     )

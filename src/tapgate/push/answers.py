@@ -232,6 +232,14 @@ async def _resolve(
             reason="fraud reported by the user",
         )
     device_ids = await rows.scalars(_USER_DEVICES, owner)
+    if won and final_status != PENDING:
+        # Woken from inside the commit, the waiting application hears of the decision one turn
+        # of the event loop sooner than from `_after_resolve`. `final` is the status a read
+        # would now return. Its `delivered` comes from the row read before the resolve, which
+        # is harmless because only a pending status reports it.
+        final = LoginStatus.of_row(row, final_status, check.problem)
+        others = [d for d in device_ids if d != device.id]
+        rows.after_commit(lambda: service.fanout.close_locally(row.id, final_status, others, final))
     return _Outcome(won, final_status, code, device_ids)
 
 
@@ -250,11 +258,9 @@ async def _after_resolve(
     if final_status == PENDING:
         await service.fanout.transaction_changed(row.id)
     else:
-        # The status a read would now return. `delivered` comes from the row read before the
-        # resolve, which is harmless because only a pending status reports it.
-        final = LoginStatus.of_row(row, final_status, check.problem)
-        await service.fanout.transaction_closed(
-            row.id, final_status, [d for d in outcome.device_ids if d != device.id], final
+        # This node's waiters and streams heard at the commit (`_resolve`).
+        await service.fanout.announce_closed(
+            row.id, final_status, [d for d in outcome.device_ids if d != device.id]
         )
     return AnswerResult(True, final_status, outcome.code)
 

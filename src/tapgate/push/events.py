@@ -82,8 +82,10 @@ class EventBus:
             if not waiters:
                 del self._waiters[transaction_id]
 
-    async def publish(self, transaction_id: str, final: LoginStatus | None = None) -> None:
-        """Wake the transaction's waiters; `final` spares them reading the status again."""
+    def publish(self, transaction_id: str, final: LoginStatus | None = None) -> None:
+        """Wake the transaction's waiters; `final` spares them reading the status again.
+
+        Synchronous, so that it can run inside the commit that closed the transaction."""
         for wakeup in list(self._waiters.get(transaction_id, ())):
             if final is not None:
                 wakeup.final = final

@@ -58,34 +58,61 @@ class Fanout:
     # ---- senders ------------------------------------------------------------------------------
 
     async def transaction_changed(self, transaction_id: str) -> None:
-        await self.bus.publish(transaction_id)
+        self.bus.publish(transaction_id)
         await self._notify({"k": "tx", "id": transaction_id})
 
+    def deliver_challenge(self, row: TransactionRow, device_ids: list[str]) -> int:
+        """Send a new challenge to this node's streams of `device_ids` and return how many took it.
+
+        Synchronous, so that it can run inside the commit that created the transaction
+        (`Statements.after_commit`)."""
+        return publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)
+
     async def challenge_created(
-        self, row: TransactionRow, device_ids: list[str], delivery: tuple[str, ...] = ("direct",)
+        self,
+        row: TransactionRow,
+        device_ids: list[str],
+        delivery: tuple[str, ...] = ("direct",),
+        delivered: int | None = None,
     ) -> int:
         """Deliver a new challenge; return how many local streams took it. The router sends it
-        through the push profile's other `delivery` providers in the background."""
-        delivered = publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)
+        through the push profile's other `delivery` providers in the background.
+
+        `delivered` is the count of a `deliver_challenge` that already ran at the commit."""
+        if delivered is None:
+            delivered = self.deliver_challenge(row, device_ids)
         connected = [d for d in device_ids if self.hub.is_connected(d)]
         self.router.dispatch(row, device_ids, delivery, connected)
         await self._notify({"k": "challenge", "id": row.id, "d": device_ids})
         return delivered
 
     async def transaction_closed(
+        self, transaction_id: str, status: str, device_ids: list[str]
+    ) -> None:
+        """Wake the transaction's waiters and tell the devices it closed, on every node."""
+        self.close_locally(transaction_id, status, device_ids)
+        await self.announce_closed(transaction_id, status, device_ids)
+
+    def close_locally(
         self,
         transaction_id: str,
         status: str,
         device_ids: list[str],
         final: LoginStatus | None = None,
     ) -> None:
-        """Wake the transaction's waiters and tell the devices it closed.
+        """Wake this node's waiters and tell this node's streams of `device_ids` that the
+        transaction closed.
 
         `final` is the status as the closing write left it; local waiters return it without
-        reading the row again. Other nodes read the row as before.
+        reading the row again. Synchronous, so that it can run inside the closing commit.
         """
-        await self.bus.publish(transaction_id, final)
+        self.bus.publish(transaction_id, final)
         publish_closed(self.hub, device_ids, transaction_id, status)
+
+    async def announce_closed(
+        self, transaction_id: str, status: str, device_ids: list[str]
+    ) -> None:
+        """Tell the other nodes that a transaction closed. They read the row themselves."""
         await self._notify({"k": "closed", "id": transaction_id, "s": status, "d": device_ids})
 
     async def _notify(self, payload: dict[str, Any]) -> None:
@@ -190,7 +217,7 @@ class Fanout:
         try:
             kind = payload.get("k")
             if kind in ("tx", "closed"):
-                await self.bus.publish(transaction_id)
+                self.bus.publish(transaction_id)
             if kind == "closed":
                 device_ids = payload.get("d") or await self._device_ids(transaction_id)
                 publish_closed(
@@ -231,7 +258,7 @@ class Fanout:
                 )
             ).all()
         for row in rows:
-            await self.bus.publish(row.id)
+            self.bus.publish(row.id)
             device_ids = self._local(await self._device_ids(row.id))
             if device_ids:
                 publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)

@@ -458,6 +458,10 @@ class LoginService:
         device_ids: list[str] = []
         canceled: list[str] = []
         rejection: str | None = None
+        # The row as inserted, for the challenge sent to the devices. A plain object with the
+        # model's attributes: building an ORM instance cost more than the insert itself.
+        transaction = cast(TransactionRow, SimpleNamespace(**values))
+        delivered: list[int] = []
         # One write transaction finds the devices, counts the push and creates it. The count is
         # checked and taken under a lock in the transaction that creates the push, so
         # simultaneous logins cannot all pass the check before any of them is counted.
@@ -490,23 +494,28 @@ class LoginService:
                         "verification": profile.verification,
                     },
                 )
+                # Sent from inside the commit, so the challenge reaches the streams one turn of
+                # the event loop before this coroutine resumes. Never before the commit: a
+                # device must not answer a transaction that a failed commit then loses.
+                rows.after_commit(
+                    lambda: delivered.append(self.fanout.deliver_challenge(transaction, device_ids))
+                )
         if rejection == "fraud_locked":
             return await self._reject(request, Rejection(rejection, user))
         if rejection is not None:
             return await self._reject(request, Rejection(rejection, user), decided_by)
 
-        # The row as inserted, for the challenge sent to the devices. A plain object with the
-        # model's attributes: building an ORM instance cost more than the insert itself.
-        transaction = cast(TransactionRow, SimpleNamespace(**values))
         for old_id in canceled:
             await self.fanout.transaction_closed(old_id, "canceled", device_ids)
-        delivered = await self.fanout.challenge_created(transaction, device_ids, profile.delivery)
+        streams = await self.fanout.challenge_created(
+            transaction, device_ids, profile.delivery, delivered[0] if delivered else None
+        )
         log.info(
             "push sent transaction=%s user=%r devices=%d delivered=%d",
             transaction.id,
             user.username,
             len(device_ids),
-            delivered,
+            streams,
         )
         return LoginStatus(
             transaction.id,
@@ -515,7 +524,7 @@ class LoginService:
             verification=profile.verification,
             expires_at=transaction.expires_at,
             username=user.username,
-            delivered=delivered > 0,
+            delivered=streams > 0,
         )
 
     # ---- status -------------------------------------------------------------------------------

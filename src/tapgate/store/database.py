@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from tapgate.errors import ConfigError
 from tapgate.store.gate import Gate
 from tapgate.store.group_commit import GroupCommit, PendingCommits
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
-from tapgate.store.prepared import Prepared, Statements, psycopg_statements
+from tapgate.store.prepared import Prepared, Statements, psycopg_statements, run_after_commit
 from tapgate.store.sqlite_rows import SqliteReaders
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class Database:
         when this returns.
         """
         if self.url.sqlite_path is None:
-            return self._postgresql_statements(self.write_engine)
+            return self._postgresql_statements(self.write_engine, write=True)
         return self._group.block(pending)
 
     def read_rows(self) -> AbstractAsyncContextManager[Statements]:
@@ -260,16 +260,22 @@ class Database:
         return connection
 
     @asynccontextmanager
-    async def _postgresql_statements(self, engine: AsyncEngine) -> AsyncIterator[Statements]:
+    async def _postgresql_statements(
+        self, engine: AsyncEngine, *, write: bool = False
+    ) -> AsyncIterator[Statements]:
+        callbacks: list[Callable[[], None]] = []
         async with engine.connect() as connection:
             pooled = await connection.get_raw_connection()
             driver: Any = pooled.driver_connection
             try:
-                yield psycopg_statements(engine.dialect, driver)
+                yield psycopg_statements(
+                    engine.dialect, driver, callbacks.append if write else None
+                )
             except BaseException:
                 await driver.rollback()
                 raise
             await driver.commit()
+        run_after_commit(callbacks)
 
     async def ping(self) -> None:
         async with self.read_engine.connect() as connection:

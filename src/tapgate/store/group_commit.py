@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tapgate.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from tapgate.store.gate import Gate
-from tapgate.store.prepared import Statements, sqlite_statements
+from tapgate.store.prepared import Statements, run_after_commit, sqlite_statements
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class _Batch:
     """One open transaction and the blocks waiting for its commit."""
 
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    # `Statements.after_commit` callbacks of the blocks that did not fail, in block order.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 class GroupCommit:
@@ -94,8 +96,13 @@ class GroupCommit:
                 connection.close()
                 raise
             self._connection = connection
-            self.statements = sqlite_statements(self._dialect, connection)
+            self.statements = sqlite_statements(self._dialect, connection, self._after_commit)
         return self._connection
+
+    def _after_commit(self, callback: Callable[[], None]) -> None:
+        if self._batch is None:
+            raise RuntimeError("after_commit needs a write block")
+        self._batch.after_commit.append(callback)
 
     def block(self, pending: PendingCommits | None = None) -> Block:
         """Return one caller's transaction: a savepoint in the open batch, exited once the batch
@@ -209,6 +216,7 @@ class GroupCommit:
 
     def _settle(self, batch: _Batch, error: BaseException | None) -> None:
         if error is None:
+            run_after_commit(batch.after_commit)
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(None)
@@ -269,7 +277,7 @@ class Block:
     returns without waiting for its commit and adds the commit to `pending` instead.
     """
 
-    __slots__ = ("_group", "_batch", "_pending")
+    __slots__ = ("_group", "_batch", "_pending", "_callbacks_before")
 
     def __init__(self, group: GroupCommit, pending: PendingCommits | None = None) -> None:
         self._group = group
@@ -283,6 +291,7 @@ class Block:
         except BaseException:
             gate.release()
             raise
+        self._callbacks_before = len(self._batch.after_commit)
         return statements
 
     async def __aexit__(
@@ -292,6 +301,9 @@ class Block:
         traceback: TracebackType | None,
     ) -> None:
         group = self._group
+        if exc_type is not None:
+            # The savepoint's rows are rolled back, so what the block meant to announce is too.
+            del self._batch.after_commit[self._callbacks_before :]
         try:
             waiter = group.end_block(self._batch, failed=exc_type is not None)
         finally:

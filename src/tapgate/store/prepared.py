@@ -15,6 +15,7 @@ that needs more goes through an ordinary session.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
+
+log = logging.getLogger(__name__)
 
 _Processor = Callable[[Any], Any] | None
 _ABSENT = object()
@@ -164,9 +167,27 @@ class Statements:
     Each method returns processed rows: named tuples whose fields are the result columns.
     """
 
-    def __init__(self, dialect: Dialect, cursor_factory: _CursorFactory) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        cursor_factory: _CursorFactory,
+        after_commit: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
         self.dialect = dialect
         self._cursor = cursor_factory
+        self._after_commit = after_commit
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` the moment this write transaction commits, before the code that
+        awaits the commit resumes; never after a rollback.
+
+        The callback must not block or raise: it runs inside the commit, once for every block
+        the commit holds. What it starts (a wake-up, a stream write) is then one turn of the
+        event loop sooner than code after the `async with` could start it.
+        """
+        if self._after_commit is None:
+            raise RuntimeError("after_commit needs a write transaction")
+        self._after_commit(callback)
 
     def _parameters(self, compiled: _Compiled, values: Mapping[str, Any] | None) -> Any:
         plan = compiled.plan
@@ -231,6 +252,17 @@ class Statements:
         return [row[0] for row in await self.all(prepared, values)]
 
 
+def run_after_commit(callbacks: Sequence[Callable[[], None]]) -> None:
+    """Run the callbacks of `Statements.after_commit` of a transaction that has committed."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            # The commit is kept and its waiters still resume. The row remains the truth, so a
+            # lost wake-up or stream write only delays the waiters until their own re-check.
+            log.exception("a callback after a commit failed")
+
+
 # (sql, parameters, fetch) -> (rowcount, rows)
 _CursorFactory = Callable[[str, Any, bool], Any]
 
@@ -253,7 +285,11 @@ async def scalar_in(
     return (await target.execute(prepared.statement, dict(values or {}))).scalar()
 
 
-def sqlite_statements(dialect: Dialect, connection: sqlite3.Connection) -> Statements:
+def sqlite_statements(
+    dialect: Dialect,
+    connection: sqlite3.Connection,
+    after_commit: Callable[[Callable[[], None]], None] | None = None,
+) -> Statements:
     """Statements on a sqlite3 connection; each call completes before it returns."""
 
     async def execute(sql: str, parameters: Any, fetch: bool) -> tuple[int, list[Any]]:
@@ -267,10 +303,14 @@ def sqlite_statements(dialect: Dialect, connection: sqlite3.Connection) -> State
             # The same exception classes a session raises, so callers catch one kind.
             raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
 
-    return Statements(dialect, execute)
+    return Statements(dialect, execute, after_commit)
 
 
-def psycopg_statements(dialect: Dialect, connection: Any) -> Statements:
+def psycopg_statements(
+    dialect: Dialect,
+    connection: Any,
+    after_commit: Callable[[Callable[[], None]], None] | None = None,
+) -> Statements:
     """Statements on a psycopg `AsyncConnection`."""
 
     import psycopg
@@ -284,4 +324,4 @@ def psycopg_statements(dialect: Dialect, connection: Any) -> Statements:
         except psycopg.Error as exc:
             raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
 
-    return Statements(dialect, execute)
+    return Statements(dialect, execute, after_commit)
