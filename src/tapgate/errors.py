@@ -61,7 +61,8 @@ class RequestError(TapgateError):
 
 
 class DeviceAuthError(TapgateError):
-    """A device request or answer that failed verification; `detail` goes only to the audit log."""
+    """A device request or answer that failed verification. The reply is the same for every
+    reason, and `detail` goes only to the server's log."""
 
     code = "device_auth_failed"
 
