@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.clock import SystemClock
+from tapgate.directory.base import normalize_username
 from tapgate.store.models import AuditRow
 from tapgate.store.prepared import Prepared, Statements, run_in
 from tapgate.store.tables import AUDIT
@@ -150,7 +151,7 @@ async def list_audit(
 ) -> list[AuditRow]:
     query = select(AuditRow)
     if username is not None:
-        query = query.where(AuditRow.username == username)
+        query = query.where(AuditRow.username.in_(await matching_usernames(session, username)))
     if since is not None:
         query = query.where(AuditRow.time >= since)
     if outcome is not None:
@@ -159,3 +160,16 @@ async def list_audit(
         query = query.where(AuditRow.event == event)
     rows = (await session.scalars(query.order_by(AuditRow.id.desc()).limit(limit))).all()
     return sorted(rows, key=lambda r: r.id)
+
+
+async def matching_usernames(session: AsyncSession, username: str) -> list[str]:
+    """Return every username in the audit log that names the same login as `username`.
+
+    A login's first record keeps the name as typed (`ismail`, ` İSMAİL`), and the records after
+    the lookup keep the stored one (`İsmail`). Login matches names trimmed and case-folded for
+    Turkish and English (`normalize_username`), so the filter does too. The distinct names come
+    from the username index, and the rows are then read through it.
+    """
+    folded = normalize_username(username)
+    names = await session.scalars(select(AuditRow.username).distinct())
+    return [name for name in names if name is not None and normalize_username(name) == folded]

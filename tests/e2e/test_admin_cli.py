@@ -272,3 +272,16 @@ def test_push_limit_audited_apart_from_first_factor(server: Server) -> None:
 def test_user_list_single_auth_profile(server: Server) -> None:
     listed = server.cli_json("user", "list", "--json")
     assert "İsmail" in [u["username"] for u in listed]
+
+
+def test_audit_user_matches_like_login(server: Server) -> None:
+    """Login finds İsmail however the name is typed, and so does `audit --user`."""
+    enroll_device(server, "İsmail")
+    api = Api(server, "portal")
+    typed = ["ismail", " İSMAİL", "İsmail"]
+    transactions = [api.login(name, PASSWORD).json()["transaction_id"] for name in typed]
+    started = server.cli_json("audit", "--user", "ISMAIL", "--event", "login_started", "--json")
+    assert sorted(r["username"] for r in started) == sorted(typed)
+    pushed = server.cli_json("audit", "--user", "ismail", "--event", "push_sent", "--json")
+    assert {r["transaction_id"] for r in pushed} == set(transactions)
+    assert server.cli_json("audit", "--user", "ismet", "--json") == []

@@ -153,6 +153,61 @@ def test_listen_process_approves(server: Server, tmp_path: Path) -> None:
     assert "without asking" in stderr
 
 
+def test_listen_skips_login_canceled_at_prompt(server: Server, tmp_path: Path) -> None:
+    """A newer login cancels the one whose prompt is open. `listen` reports it at once, sends
+    nothing for it, and the next choice typed goes to the newer login."""
+    phone = state_file(server, "ayşe", tmp_path)
+    api = Api(server, "portal-kod")
+    listener = subprocess.Popen(
+        [*TAPGATE, "authenticator", "listen", "--state", str(phone)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    assert listener.stdin is not None and listener.stderr is not None
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(listener.stderr or ()), daemon=True)
+    reader.start()
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 15
+        while not any(text in line for line in list(seen)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(text in line for line in list(seen)), "".join(seen)
+
+    try:
+        wait_for("listening for login requests")
+        time.sleep(1.0)  # the stream connects after the first line
+        first = api.login("ayşe", PASSWORD).json()["transaction_id"]
+        wait_for(first)
+        second = api.login("ayşe", PASSWORD).json()["transaction_id"]
+        wait_for(f"transaction {first} is canceled")
+        listener.stdin.write("approve\n")
+        listener.stdin.flush()
+        wait_for(f"not sent: transaction {first} is canceled")
+        wait_for(second)
+        listener.stdin.write("approve\n")
+        listener.stdin.flush()
+        deadline = time.monotonic() + 15
+        while not _decided(server, second) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        listener.terminate()
+        stdout, _ = listener.communicate(timeout=10)
+    assert f"approve: transaction {second} is pending" in stdout
+    assert first not in stdout
+    assert api.status(first)["status"] == "canceled"
+    rejected = server.cli_json("audit", "--user", "ayşe", "--event", "answer_rejected", "--json")
+    assert rejected == []
+
+
+def _decided(server: Server, transaction_id: str) -> bool:
+    decisions = server.cli_json("audit", "--event", "decision", "--json")
+    return any(record.get("transaction_id") == transaction_id for record in decisions)
+
+
 def test_port_in_use_stops_serve_with_nothing_written(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -250,13 +252,17 @@ def answer(
         for fetched in fetch_challenges(state):
             state.remember(fetched)
     except (ProtocolError, httpx.HTTPError) as exc:
-        click.echo(
-            f"warning: could not refresh challenges: {_problem(exc, state.public_url)}", err=True
-        )
+        # The answer needs the server too, so its problem is the one to report.
+        fail(_problem(exc, state.public_url))
+        return
     save_state(path, state)
     message = state.challenges.get(transaction_id)
     if message is None:
-        fail(f"no challenge {transaction_id} known to this device")
+        fail(
+            f"transaction {transaction_id} is not pending for this device: it was answered, "
+            "canceled by a newer login or has expired, or the id is wrong; "
+            "`tapgate authenticator pending` lists the open ones"
+        )
         return
     try:
         result = _answer(state, message, decision, number)
@@ -295,56 +301,120 @@ def listen(
     path = Path(state_file)
     state = load_state(path)
     answered: set[str] = set()
-    delay = 1.0
     click.echo(f"listening for login requests to {state.username} at {state.public_url}", err=True)
+    inbox = _Inbox(state)
+    inbox.start()
     while True:
         try:
-            for event in stream_events(state):
-                delay = 1.0
-                if event.get("event") != "challenge":
-                    continue
-                message = event["message"]
-                if message["transaction_id"] in answered:
-                    continue
-                try:
-                    send_receipt(state, message, str(event.get("via", "direct")))
-                except (ProtocolError, httpx.HTTPError) as exc:
-                    log.warning(
-                        "receipt not sent transaction=%s error=%s", message["transaction_id"], exc
-                    )
-                _show(
-                    message,
-                    err=True,
-                    number_from="asked for below" if automatic is None else "not asked for",
-                )
-                # click appends the choices to the prompt itself.
-                decision = automatic or click.prompt(
-                    "Decision", type=click.Choice(["approve", "deny", "fraud"])
-                )
-                number = None
-                if decision == "approve" and message.get("verification") == "number" and automatic:
-                    # Denying would reject a login the person may still approve by hand.
-                    click.echo(
-                        f"warning: transaction {message['transaction_id']} needs the number from "
-                        "the login screen, so --approve cannot answer it; it stays pending. "
-                        "Answer it with: tapgate authenticator answer "
-                        f"{message['transaction_id']} --approve --number N",
-                        err=True,
-                    )
-                    answered.add(message["transaction_id"])
-                    continue
-                result = _answer(state, message, decision, number)
-                answered.add(message["transaction_id"])
-                click.echo(
-                    f"{decision}: transaction {message['transaction_id']} is {result.get('status')}"
-                )
-                if result.get("code"):
-                    click.echo(result["code"])
+            message, via = inbox.next_challenge()
         except KeyboardInterrupt:
             return
-        except (ProtocolError, httpx.HTTPError, ValueError) as exc:
-            log.warning(
-                "stream dropped, reconnecting in %.0f s error=%s", delay, exc or type(exc).__name__
+        transaction_id = message["transaction_id"]
+        if transaction_id in answered or inbox.closed_status(transaction_id):
+            continue
+        try:
+            send_receipt(state, message, via)
+        except (ProtocolError, httpx.HTTPError) as exc:
+            log.warning("receipt not sent transaction=%s error=%s", transaction_id, exc)
+        _show(
+            message,
+            err=True,
+            number_from="asked for below" if automatic is None else "not asked for",
+        )
+        inbox.prompting = transaction_id
+        try:
+            # click appends the choices to the prompt itself.
+            decision = automatic or click.prompt(
+                "Decision", type=click.Choice(["approve", "deny", "fraud"])
             )
-        time.sleep(delay)
-        delay = min(delay * 2, 30.0)
+        except (KeyboardInterrupt, click.Abort):
+            return
+        finally:
+            inbox.prompting = None
+        answered.add(transaction_id)
+        closed = inbox.closed_status(transaction_id)
+        if closed:
+            # A newer login of the same user canceled this one while the prompt waited.
+            click.echo(f"not sent: transaction {transaction_id} is {closed}", err=True)
+            continue
+        if decision == "approve" and message.get("verification") == "number" and automatic:
+            # Denying would reject a login the person may still approve by hand.
+            click.echo(
+                f"warning: transaction {transaction_id} needs the number from the login screen, "
+                "so --approve cannot answer it; it stays pending. Answer it with: tapgate "
+                f"authenticator answer {transaction_id} --approve --number N",
+                err=True,
+            )
+            continue
+        try:
+            result = _answer(state, message, decision, None)
+        except (ProtocolError, httpx.HTTPError) as exc:
+            click.echo(f"error: {_problem(exc, state.public_url)}", err=True)
+            continue
+        click.echo(f"{decision}: transaction {transaction_id} is {result.get('status')}")
+        if result.get("code"):
+            click.echo(result["code"])
+
+
+class _Inbox:
+    """The device's stream, read on a thread of its own.
+
+    `listen` waits at a prompt for minutes. A newer login of the same user cancels the prompted
+    one. Read on the prompt's thread, that event would arrive only after the person had
+    answered, and the next choice typed would go to the wrong login.
+    """
+
+    def __init__(self, state: DeviceState) -> None:
+        self._state = state
+        # (challenge, the provider that brought it)
+        self._challenges: queue.Queue[tuple[dict[str, Any], str]] = queue.Queue()
+        self._closed: dict[str, str] = {}
+        self._lock = threading.Lock()
+        # The transaction whose prompt is open, so its cancellation is reported at once.
+        self.prompting: str | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._read, name="device-stream", daemon=True).start()
+
+    def next_challenge(self) -> tuple[dict[str, Any], str]:
+        while True:
+            try:
+                return self._challenges.get(timeout=0.5)
+            except queue.Empty:
+                continue  # a short wait keeps Ctrl-C working on every platform
+
+    def closed_status(self, transaction_id: str) -> str | None:
+        with self._lock:
+            return self._closed.get(transaction_id)
+
+    def _read(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                for event in stream_events(self._state):
+                    delay = 1.0
+                    self._take(event)
+            except (ProtocolError, httpx.HTTPError, ValueError) as exc:
+                log.warning(
+                    "stream dropped, reconnecting in %.0f s error=%s",
+                    delay,
+                    exc or type(exc).__name__,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _take(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "challenge":
+            self._challenges.put((event["message"], str(event.get("via", "direct"))))
+        elif kind == "closed" and isinstance(event.get("transaction_id"), str):
+            transaction_id = event["transaction_id"]
+            status = str(event.get("status") or "closed")
+            with self._lock:
+                self._closed[transaction_id] = status
+            if transaction_id == self.prompting:
+                click.echo(
+                    f"\ntransaction {transaction_id} is {status} (a newer login of the same user "
+                    "replaces it, or it ended); type any choice to go on, nothing is sent",
+                    err=True,
+                )

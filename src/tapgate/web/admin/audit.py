@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tapgate.audit import COLUMNS, EVENTS, audit_to_dict
+from tapgate.audit import COLUMNS, EVENTS, audit_to_dict, matching_usernames
 from tapgate.store.models import AuditRow
 from tapgate.web.admin.layout import console_router, render_admin
 from tapgate.web.admin.session import AdminDep
@@ -84,7 +84,8 @@ async def newest_records(
     query = select(AuditRow)
     if selection is not None:
         if selection.username:
-            query = query.where(AuditRow.username == selection.username)
+            names = await matching_usernames(session, selection.username)
+            query = query.where(AuditRow.username.in_(names))
         if selection.since is not None:
             query = query.where(AuditRow.time >= selection.since)
         if selection.outcome:
