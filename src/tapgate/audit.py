@@ -115,11 +115,11 @@ async def record_audit(
         "audit event=%s user=%r application=%s transaction=%s device=%s outcome=%s reason=%s",
         event,
         username,
-        application,
-        transaction_id,
-        device_id,
-        outcome,
-        reason,
+        application or "-",
+        transaction_id or "-",
+        device_id or "-",
+        outcome or "-",
+        reason or "-",
     )
 
 
