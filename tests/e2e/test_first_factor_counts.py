@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
@@ -59,4 +60,36 @@ async def test_db_failure_uncounts_password(
     )
     with pytest.raises(OperationalError):
         await runtime.login.start_login(request)
+    assert _failed_password_counters(server) == 0
+
+
+async def test_cancelled_check_uncounts_password(
+    server: Server, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shutdown that cancels a password check in progress leaves nothing counted."""
+    checking = asyncio.Event()
+
+    async def endless_check(*_args: Any, **_kwargs: Any) -> str | None:
+        checking.set()
+        await asyncio.Event().wait()
+        return None
+
+    snapshot = await runtime.objects.current()
+    for profile in snapshot.auth_profiles.values():
+        monkeypatch.setattr(profile, "verify_password", endless_check)
+    request = LoginRequest(
+        application="portal",
+        username="ayşe",
+        password=Secret(PASSWORD),
+        client_ip="85.105.1.8",
+        user_agent="Firefox",
+        source="api:portal",
+        language="tr",
+    )
+    login = asyncio.create_task(runtime.login.start_login(request))
+    await asyncio.wait_for(checking.wait(), 10)
+    assert _failed_password_counters(server) == 1
+    login.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await login
     assert _failed_password_counters(server) == 0

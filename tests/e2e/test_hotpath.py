@@ -504,7 +504,7 @@ async def test_locked_database_503(
     assert fastapi_response.json() == hot_response.json()
     unavailable = [r for r in caplog.records if "database unavailable" in r.getMessage()]
     assert len(unavailable) == 2
-    assert f"path={AUTH_PATH}" in unavailable[0].getMessage()
+    assert f"path='{AUTH_PATH}'" in unavailable[0].getMessage()
 
 
 # Requests the hot path once served differently from FastAPI.

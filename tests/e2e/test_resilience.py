@@ -112,6 +112,37 @@ def test_stream_delivers_challenge_and_closed(server: Server) -> None:
     assert ("closed", transaction_id) in kinds
 
 
+def test_stream_closes_canceled_login_before_next_challenge(server: Server) -> None:
+    """With one open push a user, each new login cancels the last. The device receives that
+    before the new challenge, so it never has two open challenges."""
+    phone = enroll_device(server, "ayşe", "Telefon")
+    api = Api(server, "portal-kod")
+    events: list[tuple[str, str]] = []
+
+    def listen() -> None:
+        for event in stream_events(phone):
+            if event.get("event") == "challenge":
+                events.append(("challenge", event["message"]["transaction_id"]))
+            elif event.get("event") == "closed":
+                events.append(("closed", event["transaction_id"]))
+            if len(events) >= 5:
+                return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    time.sleep(1.0)  # the stream connects
+    logins = [api.login("ayşe", PASSWORD).json()["transaction_id"] for _ in range(3)]
+    thread.join(10)
+    first, second, third = logins
+    assert events == [
+        ("challenge", first),
+        ("closed", first),
+        ("challenge", second),
+        ("closed", second),
+        ("challenge", third),
+    ]
+
+
 def test_closed_stream_leaves_the_hub(server: Server) -> None:
     phone = enroll_device(server, "İsmail", "Telefon")
     path = "/device/v1/stream"

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.types import Message, Receive, Scope, Send
 
-from tapgate.api.limits import MAX_BODY_BYTES, BodyLimit
+from tapgate.api.errors import install_error_handlers
+from tapgate.api.limits import MAX_BODY_BYTES, BodyLimit, log_slow_body
 
 LIMIT = 1024
+
+
+class Code(BaseModel):
+    code: str
 
 
 class EchoApp:
@@ -138,11 +147,25 @@ async def test_lifespan_passes_through() -> None:
     assert app.called is True
 
 
-async def stalled_post(app: Any, first: bytes, timeout: float) -> tuple[list[Message], int]:
+async def stalled_post(
+    app: Any, first: bytes, timeout: float, path: str = "/api/v1/auth"
+) -> tuple[list[Message], int]:
     """Send the first chunk of a body announced as longer, then nothing. Return the messages
     sent and how many times the app called `receive`."""
     headers = [(b"content-type", b"application/json"), (b"content-length", b"100")]
-    scope = {"type": "http", "method": "POST", "path": "/api/v1/auth", "headers": headers}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8080),
+        "client": ("127.0.0.1", 50000),
+        "headers": headers,
+    }
     reads = 0
     sent: list[Message] = []
 
@@ -157,7 +180,8 @@ async def stalled_post(app: Any, first: bytes, timeout: float) -> tuple[list[Mes
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await asyncio.wait_for(BodyLimit(app, limit=LIMIT, timeout=timeout)(scope, receive, send), 5)
+    limited = app if isinstance(app, FastAPI) else BodyLimit(app, limit=LIMIT, timeout=timeout)
+    await asyncio.wait_for(limited(scope, receive, send), 5)
     return sent, reads
 
 
@@ -215,3 +239,58 @@ async def test_no_timeout_after_body() -> None:
 
     await BodyLimit(holding_app, limit=LIMIT, timeout=0.05)(scope, receive, send)
     assert status(sent) == 200
+
+
+async def test_started_stream_ignores_body_deadline() -> None:
+    """A streaming response watches for the disconnect through `receive`, even while an
+    unread body is still announced. The body's deadline must not cut the stream."""
+    headers = [(b"content-length", b"10")]
+    scope = {"type": "http", "method": "GET", "path": "/login/events", "headers": headers}
+    reads = 0
+
+    async def receive() -> Message:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            return {"type": "http.request", "body": b"ab", "more_body": True}
+        await asyncio.sleep(0.2)
+        return {"type": "http.disconnect"}
+
+    async def streaming_app(scope: Scope, inner: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        while (await inner())["type"] != "http.disconnect":
+            pass
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await BodyLimit(streaming_app, limit=LIMIT, timeout=0.05)(scope, receive, send)
+    assert status(sent) == 200
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_stalled_model_body_408_not_400() -> None:
+    """FastAPI turns an error while it reads a model's body into 400, but a timeout stays 408."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/api/v1/auth/{transaction_id}/code")
+    async def submit(transaction_id: str, body: Code) -> dict[str, str]:
+        return {"code": body.code}
+
+    app.add_middleware(BodyLimit, limit=LIMIT, timeout=0.05)
+    sent, _ = await stalled_post(app, b'{"code": "12', timeout=5, path="/api/v1/auth/tx-ş/code")
+    assert status(sent) == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert json.loads(body(sent))["error"] == "request_timeout"
+
+
+def test_slow_body_log_escapes_path(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tapgate.api.limits")
+    log_slow_body("/register/devices/x\nFORGED LINE", "127.0.0.1", 30)
+    assert "\n" not in caplog.records[0].getMessage()
+    assert "x\\nFORGED LINE" in caplog.records[0].getMessage()

@@ -13,7 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from tapgate import jsondepth
-from tapgate.api.limits import MAX_BODY_BYTES, BodyTooLarge
+from tapgate.api.limits import (
+    MAX_BODY_BYTES,
+    BodyTimeout,
+    BodyTooLarge,
+    log_slow_body,
+    slow_body_message,
+)
 from tapgate.errors import DeviceAuthError, NotFoundError, ObjectError, RequestError
 
 log = logging.getLogger(__name__)
@@ -53,7 +59,7 @@ def error_for(exc: Exception, path: str) -> JSONResponse | None:
         # failure: fail closed with a status that balancers and applications retry, and log one
         # line instead of a traceback.
         detail = (str(exc.orig).strip().splitlines() or [""])[0]
-        log.warning("database unavailable path=%s error=%s", path, detail)
+        log.warning("database unavailable path=%r error=%s", path, detail)
         return error_response(
             503,
             "database_unavailable",
@@ -61,7 +67,7 @@ def error_for(exc: Exception, path: str) -> JSONResponse | None:
             {"Retry-After": "1"},
         )
     if isinstance(exc, DeviceAuthError):
-        log.info("device request rejected path=%s detail=%s", path, exc.detail)
+        log.info("device request rejected path=%r detail=%s", path, exc.detail)
         return error_response(401, "device_auth_failed", "device request rejected")
     return None
 
@@ -86,7 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientDisconnect)
     async def _disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # The client went away while sending its body; no response can reach it.
-        log.info("client disconnected during the request body path=%s", request.url.path)
+        log.info("client disconnected during the request body path=%r", request.url.path)
         return error_response(400, "invalid_request", "the client disconnected")
 
     @app.exception_handler(StarletteHTTPException)
@@ -95,6 +101,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # without Content-Length that BodyLimit stopped, which gets the limit's 413 instead.
         if exc.status_code == 400 and isinstance(exc.__cause__, BodyTooLarge):
             return error_response(413, "too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
+        if exc.status_code == 400 and isinstance(exc.__cause__, BodyTimeout):
+            seconds = exc.__cause__.seconds
+            client = request.client.host if request.client else "-"
+            log_slow_body(request.scope["path"], client, seconds)
+            return error_response(
+                408,
+                "request_timeout",
+                slow_body_message(seconds),
+                headers={"Connection": "close"},
+            )
         codes = {
             400: "invalid_request",
             401: "unauthorized",

@@ -29,7 +29,9 @@ class BodyTooLarge(Exception):
 
 
 class BodyTimeout(Exception):
-    pass
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request body timed out after {seconds:g} seconds")
+        self.seconds = seconds
 
 
 class BodyLimit:
@@ -55,8 +57,9 @@ class BodyLimit:
 
         async def limited_receive() -> Message:
             nonlocal received, complete, deadline
-            if complete:
-                # After the body, `receive` only waits for the client to disconnect.
+            if complete or started:
+                # After the body, or once a response streams, `receive` only waits for the
+                # client to disconnect, however long that takes.
                 return await receive()
             if deadline is None:
                 deadline = asyncio.get_running_loop().time() + self.timeout
@@ -64,7 +67,7 @@ class BodyLimit:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                raise BodyTimeout() from None
+                raise BodyTimeout(self.timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -97,17 +100,21 @@ async def reject_slow_body(send: Send, timeout: float, scope: Scope) -> None:
     """Send 408 and close the connection, because the rest of the body may still arrive and
     must not be read as the next request."""
     client = scope.get("client") or ("-", 0)
-    log.info(
-        "request body timed out path=%s client=%s seconds=%g", scope["path"], client[0], timeout
-    )
-    body: dict[str, Any] = {
-        "error": "request_timeout",
-        "message": (
-            f"request body timed out after {timeout:g} seconds; send as many bytes as "
-            "Content-Length announces"
-        ),
-    }
+    log_slow_body(scope["path"], str(client[0]), timeout)
+    body: dict[str, Any] = {"error": "request_timeout", "message": slow_body_message(timeout)}
     await _reject(send, 408, body, [(b"connection", b"close")])
+
+
+def log_slow_body(path: str, client: str, timeout: float) -> None:
+    # %r, because the path is percent-decoded and may carry a newline.
+    log.info("request body timed out path=%r client=%s seconds=%g", path, client, timeout)
+
+
+def slow_body_message(timeout: float) -> str:
+    return (
+        f"request body timed out after {timeout:g} seconds; send as many bytes as "
+        "Content-Length announces"
+    )
 
 
 async def _reject(

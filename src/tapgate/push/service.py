@@ -277,6 +277,12 @@ class LoginService:
             await self._release(reservation)
             log.warning("directory unavailable auth_profile=%s error=%s", user.auth_profile, exc)
             return Rejection(DIRECTORY_UNAVAILABLE, user)
+        except asyncio.CancelledError:
+            # A shutdown that outlasts its grace period cancels the check. It was not a wrong
+            # password, so it must not stay counted against the user and the address.
+            log.info("password check cancelled user=%r", user.username)
+            await self._release_quietly(reservation, user.username)
+            raise
         if reason is not None:
             await self._release(reservation)
             return Rejection(reason, user)
@@ -312,15 +318,16 @@ class LoginService:
         The transaction that would have released the counters did not commit. Releasing twice
         is harmless: the counters are deleted by id.
         """
-        if not passed.reservation:
+        await self._release_quietly(passed.reservation, passed.user.username)
+
+    async def _release_quietly(self, reservation: list[int] | None, username: str) -> None:
+        if not reservation:
             return
         try:
-            await self._release(passed.reservation)
+            await self._release(reservation)
         except Exception as exc:  # the database may still be failing; the window expires them
             log.warning(
-                "releasing password attempt counters failed user=%r error=%s",
-                passed.user.username,
-                exc,
+                "releasing password attempt counters failed user=%r error=%s", username, exc
             )
 
     async def _release(self, reservation: list[int] | None) -> None:
@@ -410,6 +417,15 @@ class LoginService:
             return await self._reject(request, Rejection("fraud_locked", user))
         return await self._reject(request, Rejection("no_method", user), decided_by=decided_by)
 
+    def _replace_on_devices(
+        self, canceled: list[str], transaction: TransactionRow, device_ids: list[str]
+    ) -> int:
+        """Close the canceled logins on this node, then send the new challenge, and return how
+        many streams took it. In that order a device never has both open at once."""
+        for old_id in canceled:
+            self.fanout.close_locally(old_id, "canceled", device_ids)
+        return self.fanout.deliver_challenge(transaction, device_ids)
+
     async def _send_push(
         self,
         request: LoginRequest,
@@ -498,7 +514,9 @@ class LoginService:
                 # the event loop before this coroutine resumes. Never before the commit: a
                 # device must not answer a transaction that a failed commit then loses.
                 rows.after_commit(
-                    lambda: delivered.append(self.fanout.deliver_challenge(transaction, device_ids))
+                    lambda: delivered.append(
+                        self._replace_on_devices(canceled, transaction, device_ids)
+                    )
                 )
         if rejection == "fraud_locked":
             return await self._reject(request, Rejection(rejection, user))
@@ -506,7 +524,10 @@ class LoginService:
             return await self._reject(request, Rejection(rejection, user), decided_by)
 
         for old_id in canceled:
-            await self.fanout.transaction_closed(old_id, "canceled", device_ids)
+            if delivered:
+                await self.fanout.announce_closed(old_id, "canceled", device_ids)
+            else:
+                await self.fanout.transaction_closed(old_id, "canceled", device_ids)
         streams = await self.fanout.challenge_created(
             transaction, device_ids, profile.delivery, delivered[0] if delivered else None
         )

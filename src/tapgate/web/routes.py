@@ -45,7 +45,7 @@ async def choose_language(request: Request, code: str) -> Response:
 
 
 async def _csrf_rejected(request: Request, exc: Exception) -> Response:
-    log.info("form rejected without a valid CSRF token path=%s", request.url.path)
+    log.info("form rejected without a valid CSRF token path=%r", request.url.path)
     _ = translator(request)
     return render(
         request,
