@@ -31,6 +31,18 @@ async def runtime(server: Server, enrolled: None) -> AsyncIterator[Runtime]:
     await built.close()
 
 
+def _login(client_ip: str) -> LoginRequest:
+    return LoginRequest(
+        application="portal",
+        username="ayşe",
+        password=Secret(PASSWORD),
+        client_ip=client_ip,
+        user_agent="Firefox",
+        source="api:portal",
+        language="tr",
+    )
+
+
 def _failed_password_counters(server: Server) -> int:
     if not server.database.startswith("sqlite"):
         pytest.skip("counts rows through sqlite3")
@@ -49,15 +61,7 @@ async def test_db_failure_uncounts_password(
         raise OperationalError("INSERT", None, Exception("disk I/O error"))
 
     monkeypatch.setattr(runtime.login, "_send_push", failing_push)
-    request = LoginRequest(
-        application="portal",
-        username="ayşe",
-        password=Secret(PASSWORD),
-        client_ip="85.105.1.7",
-        user_agent="Firefox",
-        source="api:portal",
-        language="tr",
-    )
+    request = _login("85.105.1.7")
     with pytest.raises(OperationalError):
         await runtime.login.start_login(request)
     assert _failed_password_counters(server) == 0
@@ -77,15 +81,7 @@ async def test_cancelled_check_uncounts_password(
     snapshot = await runtime.objects.current()
     for profile in snapshot.auth_profiles.values():
         monkeypatch.setattr(profile, "verify_password", endless_check)
-    request = LoginRequest(
-        application="portal",
-        username="ayşe",
-        password=Secret(PASSWORD),
-        client_ip="85.105.1.8",
-        user_agent="Firefox",
-        source="api:portal",
-        language="tr",
-    )
+    request = _login("85.105.1.8")
     login = asyncio.create_task(runtime.login.start_login(request))
     await asyncio.wait_for(checking.wait(), 10)
     assert _failed_password_counters(server) == 1

@@ -213,18 +213,25 @@ async def test_body_timeout_from_first_read() -> None:
     assert status(sent) == 408
 
 
-async def test_no_timeout_after_body() -> None:
-    """Once the body is in, `receive` waits for a disconnect as long as the app wants."""
-    scope = {"type": "http", "method": "GET", "path": "/device/v1/stream", "headers": []}
+def body_then_disconnect(first: bytes, more_body: bool) -> Receive:
+    """Return a `receive` that gives `first`, then reports a disconnect 0.2 s later."""
     reads = 0
 
     async def receive() -> Message:
         nonlocal reads
         reads += 1
         if reads == 1:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": first, "more_body": more_body}
         await asyncio.sleep(0.2)
         return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def test_no_timeout_after_body() -> None:
+    """Once the body is in, `receive` waits for a disconnect as long as the app wants."""
+    scope = {"type": "http", "method": "GET", "path": "/device/v1/stream", "headers": []}
+    receive = body_then_disconnect(b"", more_body=False)
 
     async def holding_app(scope: Scope, inner: Receive, send: Send) -> None:
         await inner()
@@ -246,15 +253,7 @@ async def test_started_stream_ignores_body_deadline() -> None:
     unread body is still announced. The body's deadline must not cut the stream."""
     headers = [(b"content-length", b"10")]
     scope = {"type": "http", "method": "GET", "path": "/login/events", "headers": headers}
-    reads = 0
-
-    async def receive() -> Message:
-        nonlocal reads
-        reads += 1
-        if reads == 1:
-            return {"type": "http.request", "body": b"ab", "more_body": True}
-        await asyncio.sleep(0.2)
-        return {"type": "http.disconnect"}
+    receive = body_then_disconnect(b"ab", more_body=True)
 
     async def streaming_app(scope: Scope, inner: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
