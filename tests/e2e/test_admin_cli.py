@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tapgate.authenticator.device import fetch_challenges, send_answer
 from tests.e2e.conftest import PASSWORD, enroll_device
 from tests.support import Api, Server
@@ -285,3 +287,40 @@ def test_audit_user_matches_like_login(server: Server) -> None:
     pushed = server.cli_json("audit", "--user", "ismail", "--event", "push_sent", "--json")
     assert {r["transaction_id"] for r in pushed} == set(transactions)
     assert server.cli_json("audit", "--user", "ismet", "--json") == []
+
+
+@pytest.mark.parametrize(
+    ("options", "stdin", "expected"),
+    [
+        (["--password-stdin"], "kısa\n", "the password has 4 characters"),
+        (["--email", "şule.example.com.tr"], None, "--email 'şule.example.com.tr'"),
+        (["--mobile", "abc"], None, "--mobile 'abc' is not a phone number"),
+    ],
+)
+def test_user_add_rejects_bad_fields(
+    server: Server, options: list[str], stdin: str | None, expected: str
+) -> None:
+    result = server.cli(
+        "user", "add", "şule", "--auth-profile", "personel", *options, stdin=stdin, check=False
+    )
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "kısa" not in result.stderr
+    assert server.cli("user", "list", "--json", check=False).stdout.count("şule") == 0
+
+
+def test_user_add_accepts_turkish_fields(server: Server) -> None:
+    server.cli(
+        "user",
+        "add",
+        "şule",
+        "--auth-profile",
+        "personel",
+        "--password-stdin",
+        "--email",
+        "şule@example.com.tr",
+        "--mobile",
+        "0555 444 33 22",
+        stdin="Parola-2026!\n",
+    )
+    assert "şule" in [u["username"] for u in server.cli_json("user", "list", "--json")]

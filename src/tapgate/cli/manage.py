@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from tapgate.audit import record_audit
 from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
 from tapgate.cli.objects import policy
-from tapgate.cli.users import find_user, user
+from tapgate.cli.users import check_password_length, find_user, user
 from tapgate.clock import SystemClock
 from tapgate.directory.base import normalize_username
 from tapgate.directory.passwords import hash_password
@@ -322,6 +322,7 @@ def user_set_password(username: str, auth_profile: str, config_file: str | None)
     line = sys.stdin.readline().rstrip("\r\n")
     if not line:
         raise ObjectError("no password on standard input; pipe the new password in")
+    check_password_length(line)
     password_hash = run(hash_password(Secret(line)))
     _set_user(username, auth_profile, config_file, "set-password", {"password_hash": password_hash})
 

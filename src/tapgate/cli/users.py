@@ -15,7 +15,14 @@ from tapgate.cli.common import Context, config_option, handle_errors, run, with_
 from tapgate.clock import SystemClock
 from tapgate.devices.enrollment import IssuedEnrollment, issue_enrollment
 from tapgate.directory.base import DirectoryUser
-from tapgate.directory.local import NewLocalUser, add_local_user
+from tapgate.directory.local import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    NewLocalUser,
+    add_local_user,
+    valid_email,
+    valid_mobile,
+)
 from tapgate.errors import NotFoundError, ObjectError
 from tapgate.objects.runtime import ObjectCache
 from tapgate.secret import Secret
@@ -60,7 +67,15 @@ def user_add(
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
             raise ObjectError("--password-stdin read an empty password; pipe the password in")
+        check_password_length(line)
         password = Secret(line)
+    if email is not None and not valid_email(email):
+        raise ObjectError(f"--email {email!r} is not an email address; it must contain @")
+    if mobile is not None and not valid_mobile(mobile):
+        raise ObjectError(
+            f"--mobile {mobile!r} is not a phone number; use digits, spaces and + - ( ), "
+            "such as 05554443322"
+        )
     expires_at = None
     if expires:
         try:
@@ -339,3 +354,12 @@ def audit(
         if details.get("change"):
             line += f" change={details['change']!r}"
         click.echo(line)
+
+
+def check_password_length(password: str) -> None:
+    """Raise ObjectError for a local user's password of the wrong length (never echoing it)."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ObjectError(
+            f"the password has {len(password)} characters; a local user's password must have "
+            f"{MIN_PASSWORD} to {MAX_PASSWORD}"
+        )

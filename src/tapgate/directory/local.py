@@ -31,6 +31,20 @@ from tapgate.store.tables import AUTH_PROFILES, LOCAL_USERS
 MAX_USERNAME = 256
 
 
+# The same rules for the CLI and the admin console.
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+_MOBILE_CHARACTERS = frozenset("0123456789+ -()")
+
+
+def valid_email(email: str) -> bool:
+    return "@" in email
+
+
+def valid_mobile(mobile: str) -> bool:
+    return all(c in _MOBILE_CHARACTERS for c in mobile)
+
+
 def validate_username(username: str) -> str:
     cleaned = username.strip()
     if not cleaned or len(cleaned) > MAX_USERNAME or any(ord(c) < 32 for c in cleaned):

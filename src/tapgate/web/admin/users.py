@@ -10,7 +10,15 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from tapgate.directory.base import normalize_username
-from tapgate.directory.local import NewLocalUser, add_local_user, validate_username
+from tapgate.directory.local import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    NewLocalUser,
+    add_local_user,
+    valid_email,
+    valid_mobile,
+    validate_username,
+)
 from tapgate.directory.passwords import hash_password
 from tapgate.errors import NotFoundError, ObjectError
 from tapgate.secret import Secret
@@ -24,8 +32,6 @@ from tapgate.web.waiting import runtime_of
 
 router = console_router()
 
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
 MAX_LISTED = 200
 _FIELD_LIMITS = {"first_name": 128, "last_name": 128, "email": 256, "mobile": 32}
 
@@ -122,9 +128,9 @@ def _check_fields(values: dict[str, Any], gettext: Any) -> tuple[dict[str, Any],
                 % {"field": key, "count": limit}
             )
         cleaned[key] = value or None
-    if cleaned["email"] and "@" not in cleaned["email"]:
+    if cleaned["email"] and not valid_email(cleaned["email"]):
         raise ObjectError(gettext("The email address must contain @."))
-    if cleaned["mobile"] and not all(c.isdigit() or c in "+ -()" for c in cleaned["mobile"]):
+    if cleaned["mobile"] and not valid_mobile(cleaned["mobile"]):
         raise ObjectError(gettext("The mobile number may contain only digits, spaces and + - ( )."))
 
     expires_at = None
