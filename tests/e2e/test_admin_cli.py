@@ -324,3 +324,22 @@ def test_user_add_accepts_turkish_fields(server: Server) -> None:
         stdin="Parola-2026!\n",
     )
     assert "şule" in [u["username"] for u in server.cli_json("user", "list", "--json")]
+
+
+def test_client_revoke_stops_its_tokens(server: Server) -> None:
+    api = Api(server, "portal")
+    assert api.login("ayşe", PASSWORD).status_code in (200, 202)
+    listed = server.cli_json("client", "list", "portal", "--json")
+    assert len(listed) == 1
+    client_id = listed[0]["client_id"]
+    revoked = server.cli("client", "revoke", client_id)
+    assert "tapgate client add portal" in revoked.stdout
+    response = api.login("ayşe", PASSWORD)
+    assert response.status_code == 401
+    assert server.cli_json("client", "list", "--json") == []
+    assert server.cli_json("client", "list", "--all", "--json")[0]["revoked_at"] is not None
+    again = server.cli("client", "revoke", client_id, check=False)
+    assert again.returncode == 1
+    assert "no active API client" in again.stderr
+    changes = server.cli_json("audit", "--event", "admin_change", "--json")
+    assert f"revoked API client {client_id}" in [c["details"].get("change") for c in changes]

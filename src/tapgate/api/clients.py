@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.audit import record_audit
@@ -67,6 +67,22 @@ async def add_client(
         details={"change": f"created API client {client_id}"},
     )
     return NewClient(client_id, client_secret)
+
+
+async def revoke_client(
+    session: AsyncSession, client_id: str, now: datetime, application: str | None = None
+) -> ApiClientRow | None:
+    """Revoke an active API client and delete its tokens; return it, or None when no active
+    client has that id (in `application`, when given). The caller records the change."""
+    client = await session.get(ApiClientRow, client_id[:64])
+    if client is None or client.revoked_at is not None:
+        return None
+    if application is not None and client.application != application:
+        return None
+    client.revoked_at = now
+    # Tokens already issued stop working now, not when they would expire.
+    await session.execute(delete(AccessTokenRow).where(AccessTokenRow.client_id == client_id))
+    return client
 
 
 async def issue_token(

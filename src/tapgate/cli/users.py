@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import click
 import segno
+from sqlalchemy import select
 
-from tapgate.api.clients import add_client
+from tapgate.api.clients import add_client, revoke_client
 from tapgate.audit import audit_to_dict, list_audit, record_audit
 from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
 from tapgate.clock import SystemClock
@@ -26,6 +27,7 @@ from tapgate.directory.local import (
 from tapgate.errors import NotFoundError, ObjectError
 from tapgate.objects.runtime import ObjectCache
 from tapgate.secret import Secret
+from tapgate.store.models import ApiClientRow
 
 
 @click.group()
@@ -205,6 +207,75 @@ def client_add(application: str, as_json: bool, config_file: str | None) -> None
         click.echo(
             f"client_id: {client_id}\nclient_secret: {client_secret}\n(the secret is not shown again)"
         )
+
+
+@client.command("list")
+@click.argument("application", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Include revoked clients.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+@handle_errors
+def client_list(
+    application: str | None, show_all: bool, as_json: bool, config_file: str | None
+) -> None:
+    """List API clients (of APPLICATION, when given); secrets are never shown."""
+
+    async def body(context: Context) -> list[dict[str, object]]:
+        query = select(ApiClientRow).order_by(ApiClientRow.created_at)
+        if application is not None:
+            query = query.where(ApiClientRow.application == application)
+        if not show_all:
+            query = query.where(ApiClientRow.revoked_at.is_(None))
+        async with context.database.read() as session:
+            rows = (await session.scalars(query)).all()
+        return [
+            {
+                "client_id": row.client_id,
+                "application": row.application,
+                "created_at": row.created_at.isoformat(),
+                "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+            }
+            for row in rows
+        ]
+
+    listed = run(with_context(config_file, body))
+    if as_json:
+        click.echo(json.dumps(listed, ensure_ascii=False))
+        return
+    for entry in listed:
+        state = f"revoked {entry['revoked_at']}" if entry["revoked_at"] else "active"
+        click.echo(f"{entry['client_id']}  {entry['application']}  {entry['created_at']}  {state}")
+
+
+@client.command("revoke")
+@click.argument("client_id")
+@config_option
+@handle_errors
+def client_revoke(client_id: str, config_file: str | None) -> None:
+    """Revoke CLIENT_ID at once (a leaked secret): its tokens stop working now."""
+
+    async def body(context: Context) -> str:
+        async with context.database.write() as session:
+            revoked = await revoke_client(session, client_id, SystemClock().now())
+            if revoked is None:
+                raise NotFoundError(
+                    f"no active API client {client_id!r}; see tapgate client list --all"
+                )
+            await record_audit(
+                session,
+                "admin_change",
+                application=revoked.application,
+                actor="tapgate client revoke",
+                outcome="applied",
+                details={"change": f"revoked API client {client_id}"},
+            )
+            return revoked.application
+
+    application = run(with_context(config_file, body))
+    click.echo(
+        f"revoked API client {client_id} of {application}; create a new one with "
+        f"tapgate client add {application}"
+    )
 
 
 async def find_user(

@@ -6,14 +6,13 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
-from tapgate.api.clients import add_client
+from tapgate.api import clients as api_clients
 from tapgate.errors import NotFoundError, ObjectError
 from tapgate.objects.document import parse_document
 from tapgate.objects.specs import APPLICATION_TYPES, ROUTING_METHOD, ApplicationSpec
-from tapgate.store.models import AccessTokenRow, ApiClientRow
+from tapgate.store.models import ApiClientRow
 from tapgate.web.admin.changes import delete_object, record_change, save_objects
 from tapgate.web.admin.layout import console_router, render_admin, see_other
 from tapgate.web.admin.session import AdminDep, AdminIdentity
@@ -198,7 +197,7 @@ async def create_client(request: Request, name: str, admin: AdminDep) -> Respons
         return see_other("/admin/applications")
     try:
         async with runtime.database.write() as session:
-            created = await add_client(
+            created = await api_clients.add_client(
                 session, runtime.keyring, name, runtime.clock.now(), admin.name
             )
     except NotFoundError:
@@ -219,15 +218,8 @@ async def revoke_client(request: Request, name: str, client_id: str, admin: Admi
     _ = translator(request)
     runtime = runtime_of(request)
     async with runtime.database.write() as session:
-        client = await session.get(ApiClientRow, client_id[:64])
-        if client is None or client.application != name or client.revoked_at is not None:
-            client = None
-        else:
-            client.revoked_at = runtime.clock.now()
-            # Tokens already issued stop working now, not when they would expire.
-            await session.execute(
-                sql_delete(AccessTokenRow).where(AccessTokenRow.client_id == client.client_id)
-            )
+        client = await api_clients.revoke_client(session, client_id, runtime.clock.now(), name)
+        if client is not None:
             await record_change(
                 session, admin, f"revoked API client {client.client_id}", application=name
             )
