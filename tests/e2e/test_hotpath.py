@@ -559,6 +559,7 @@ async def test_stalled_body_408_closes_connection(runtime: Runtime, path: str) -
         status_line, _, rest = reply.partition(b"\r\n")
         assert status_line == b"HTTP/1.1 408 Request Timeout"
         assert b"connection: close" in rest.lower()
+        assert b"x-content-type-options: nosniff" in rest.lower()
         assert b'"request_timeout"' in rest
     finally:
         server.should_exit = True
@@ -575,6 +576,8 @@ async def test_status_with_oversized_body_413(pair: Pair, api: Api, transaction_
     assert fastapi.status_code == 413
     assert hot.status_code == 413
     assert hot.json() == fastapi.json()
+    assert hot.headers["x-content-type-options"] == "nosniff"
+    assert fastapi.headers["x-content-type-options"] == "nosniff"
 
 
 # Routes FastAPI serves: the same limit and the same codes as the hot path.

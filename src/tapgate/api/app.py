@@ -55,6 +55,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(device_router)
     app.include_router(enrollment_router)
+    # Added before the web's middleware, so it sits inside the security headers and its own
+    # 413 and 408 replies carry them too.
+    app.add_middleware(BodyLimit)
     install_web(app, runtime)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
@@ -75,7 +78,6 @@ def create_app(runtime: Runtime) -> FastAPI:
             )
         return JSONResponse({"status": "ready"})
 
-    app.add_middleware(BodyLimit)
     return app
 
 

@@ -102,7 +102,7 @@ class HotPaths:
             # The same check as BodyLimit's, on any method: the last Content-Length header.
             declared = dict(scope["headers"]).get(b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-                await reject_too_large(send, self.limit)
+                await reject_too_large(send, self.limit, self.extra_headers)
                 return
             await handler(scope, receive, send)
             return
@@ -216,13 +216,13 @@ class HotPaths:
                     chunk: bytes = message.get("body", b"")
                     size += len(chunk)
                     if size > self.limit:
-                        await reject_too_large(send, self.limit)
+                        await reject_too_large(send, self.limit, self.extra_headers)
                         return None
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         return b"".join(chunks)
         except TimeoutError:
-            await reject_slow_body(send, self.body_timeout, scope)
+            await reject_slow_body(send, self.body_timeout, scope, self.extra_headers)
             return None
 
     async def _send(self, send: Send, response: JSONResponse) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+# Extra response headers, such as the security headers on the hot path.
+Headers = Sequence[tuple[bytes, bytes]]
 # From the first read of the body to its last byte. A push login's body is a few hundred bytes.
 BODY_TIMEOUT_SECONDS = 30.0
 
@@ -91,18 +94,18 @@ class BodyLimit:
                 await reject_slow_body(send, self.timeout, scope)
 
 
-async def reject_too_large(send: Send, limit: int) -> None:
+async def reject_too_large(send: Send, limit: int, extra: Headers = ()) -> None:
     body: dict[str, Any] = {"error": "too_large", "message": f"request body exceeds {limit} bytes"}
-    await _reject(send, 413, body)
+    await _reject(send, 413, body, extra)
 
 
-async def reject_slow_body(send: Send, timeout: float, scope: Scope) -> None:
+async def reject_slow_body(send: Send, timeout: float, scope: Scope, extra: Headers = ()) -> None:
     """Send 408 and close the connection, because the rest of the body may still arrive and
     must not be read as the next request."""
     client = scope.get("client") or ("-", 0)
     log_slow_body(scope["path"], str(client[0]), timeout)
     body: dict[str, Any] = {"error": "request_timeout", "message": slow_body_message(timeout)}
-    await _reject(send, 408, body, [(b"connection", b"close")])
+    await _reject(send, 408, body, [(b"connection", b"close"), *extra])
 
 
 def log_slow_body(path: str, client: str, timeout: float) -> None:
@@ -117,9 +120,7 @@ def slow_body_message(timeout: float) -> str:
     )
 
 
-async def _reject(
-    send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
+async def _reject(send: Send, status: int, body: dict[str, Any], extra: Headers = ()) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -128,7 +129,7 @@ async def _reject(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
-                *(extra or []),
+                *extra,
             ],
         }
     )
