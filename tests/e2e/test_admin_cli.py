@@ -321,9 +321,13 @@ def test_user_add_accepts_turkish_fields(server: Server) -> None:
         "şule@example.com.tr",
         "--mobile",
         "0555 444 33 22",
+        "--first-name",
+        "Şule",
         stdin="Parola-2026!\n",
     )
-    assert "şule" in [u["username"] for u in server.cli_json("user", "list", "--json")]
+    listed = {u["username"]: u for u in server.cli_json("user", "list", "--json")}
+    assert listed["şule"]["email"] == "şule@example.com.tr"
+    assert listed["şule"]["first_name"] == "Şule"
 
 
 def test_client_revoke_stops_its_tokens(server: Server) -> None:

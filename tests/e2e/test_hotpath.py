@@ -600,3 +600,9 @@ async def test_chunked_body_over_limit_on_code_route_413(
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
     assert response.json()["error"] == "too_large"
+
+
+def test_root_redirects_to_registration(server: Server) -> None:
+    response = httpx.get(server.base + "/", follow_redirects=False, timeout=10)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/register"

@@ -161,6 +161,8 @@ def user_list(auth_profile: str | None, as_json: bool, config_file: str | None) 
         return [
             {
                 "username": r.username,
+                "first_name": r.first_name,
+                "last_name": r.last_name,
                 "email": r.email,
                 "mobile": r.mobile,
                 "groups": list(r.groups or []),

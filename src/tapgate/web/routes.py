@@ -74,4 +74,10 @@ def install_routes(app: FastAPI, runtime: Runtime) -> None:
         *console_routers(),
     ):
         app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        # The page a person who types the server's address is most likely looking for.
+        return RedirectResponse("/register", status_code=303)
+
     install_security(app, runtime.settings, runtime.keyring.session_key)
