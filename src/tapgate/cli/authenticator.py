@@ -252,7 +252,8 @@ def answer(
         for fetched in fetch_challenges(state):
             state.remember(fetched)
     except (ProtocolError, httpx.HTTPError) as exc:
-        # The answer needs the server too, so its problem is the one to report.
+        # Sending the decision needs the server too, so the connection problem is the one to
+        # report.
         fail(_problem(exc, state.public_url))
         return
     save_state(path, state)
