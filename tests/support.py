@@ -64,6 +64,8 @@ class Server:
     database: str
     port: int = field(default_factory=free_port)
     extra_settings: str = ""
+    # "fast" for the cheap test profile, "default" for argon2-cffi's production one.
+    password_hash: str = "fast"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,12 +91,15 @@ class Server:
     def start(self) -> None:
         if not self.config.exists():
             self.write_settings()
+        env = cli_env()
+        if self.password_hash != "fast":
+            del env["TAPGATE_PASSWORD_HASH"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [*TAPGATE, "serve", "--config", str(self.config)],
                 stdout=log,
                 stderr=log,
-                env=cli_env(),
+                env=env,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from tapgate.directory import passwords
+from tapgate.directory.base import DIRECTORY_UNAVAILABLE
 from tapgate.push.ports import LoginRequest
 from tapgate.push.ratelimit import FAILED_USER
 from tapgate.runtime import Runtime
 from tapgate.secret import Secret
 from tapgate.settings import load_settings
+from tapgate.web.admin.sign_in import _check_password
 from tests.e2e.conftest import PASSWORD, enroll_device
 from tests.support import Server
 
@@ -90,4 +95,30 @@ async def test_cancelled_check_uncounts_password(
     login.cancel()
     with pytest.raises(asyncio.CancelledError):
         await login
+    assert _failed_password_counters(server) == 0
+
+
+async def test_checks_rejected_at_shutdown(
+    server: Server, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the server stops checking passwords, logins and console sign-ins end as
+    directory_unavailable, audited, with no failure counted."""
+    monkeypatch.setattr(passwords, "_stopping", True)
+    known = await runtime.login.start_login(_login("85.105.1.9"))
+    unknown = await runtime.login.start_login(
+        replace(_login("85.105.1.10"), username="bilinmeyen-ğüş")
+    )
+    assert (known.status, known.reason) == ("rejected", DIRECTORY_UNAVAILABLE)
+    assert (unknown.status, unknown.reason) == ("rejected", DIRECTORY_UNAVAILABLE)
+
+    admin, reason = await _check_password(
+        runtime, "yönetici", Secret("Yönetici-Parola-2026"), "85.105.1.11"
+    )
+    assert (admin, reason) == (None, DIRECTORY_UNAVAILABLE)
+    # In its own process: the CLI runs an event loop of its own.
+    listing = server.cli(
+        "audit", "--user", "yönetici", "--event", "first_factor", "--json", process=True
+    )
+    records = json.loads(listing.stdout)
+    assert [(r["outcome"], r["reason"]) for r in records] == [("rejected", DIRECTORY_UNAVAILABLE)]
     assert _failed_password_counters(server) == 0

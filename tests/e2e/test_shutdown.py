@@ -1,12 +1,16 @@
-"""Stopping the server while devices hold their streams."""
+"""Stopping the server while devices hold their streams and logins wait for their checks."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tapgate.authenticator.device import stream_events
-from tests.e2e.conftest import PASSWORD, enroll_device
+from tests.e2e.conftest import OBJECTS, PASSWORD, enroll_device
 from tests.support import Api, Server
 
 
@@ -55,3 +59,37 @@ def test_sigterm_answers_held_status_waits(server: Server) -> None:
     assert answers == [answers[0]]
     assert answers[0]["status"] == "pending"
     assert "Traceback" not in server.log()
+
+
+def test_sigterm_rejects_queued_checks(tmp_path: Path, db_url: str) -> None:
+    """Checks waiting for a hashing slot end as directory_unavailable instead of a 500."""
+    server = Server(tmp_path, db_url, password_hash="default")
+    server.start()
+    try:
+        server.apply(OBJECTS)
+        api = Api(server, "portal")
+        # Unknown names still cost one production hash each (about 0.2 s of a core), so these
+        # logins need several seconds of hashing, more than the 3 s grace period.
+        names = [f"bilinmeyen-ışık-{index}" for index in range(60)]
+        with ThreadPoolExecutor(len(names)) as pool:
+            replies = [
+                pool.submit(api.login, name, "Yanlış-Parola-1", client_ip=f"85.105.{index}.7")
+                for index, name in enumerate(names)
+            ]
+            time.sleep(0.5)
+            started = time.monotonic()
+            assert server.stop() == 0
+            stopped_in = time.monotonic() - started
+            responses = [reply.result(timeout=15) for reply in replies]
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop(signal.SIGKILL)
+    assert stopped_in < 3
+    reasons = Counter(
+        (response.status_code, response.json().get("reason")) for response in responses
+    )
+    assert set(reasons) <= {(200, "invalid_credentials"), (200, "directory_unavailable")}, reasons
+    assert reasons[(200, "directory_unavailable")] > 0
+    log = server.log()
+    assert "Traceback" not in log
+    assert "directory unavailable application=portal" in log

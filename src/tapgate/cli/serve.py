@@ -88,6 +88,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _serve(settings: object, listener: socket.socket) -> None:
     from tapgate.api.app import create_server_app
     from tapgate.bootstrap import create_embedded_defaults
+    from tapgate.directory.passwords import stop_password_checks
     from tapgate.runtime import Runtime
     from tapgate.settings import Settings
 
@@ -124,6 +125,8 @@ async def _serve(settings: object, listener: socket.socket) -> None:
     _tune_garbage_collector()
 
     def stop() -> None:
+        # Queued password checks fail now rather than wait for a slot past the grace period.
+        stop_password_checks()
         # Device streams never end by themselves; ending them lets uvicorn's graceful shutdown
         # finish instead of cancelling them after its timeout.
         runtime.hub.close_all()

@@ -254,7 +254,15 @@ class LoginService:
         if user is None:
             if require_password:
                 # Spend the same time as a wrong password, so timing does not reveal the name.
-                await verify_password(None, request.password or Secret(""))
+                try:
+                    await verify_password(None, request.password or Secret(""))
+                except DirectoryUnavailable as exc:
+                    # The same reply a known name gets when its check is rejected at shutdown.
+                    await self._release(reservation)
+                    log.warning(
+                        "directory unavailable application=%s error=%s", request.application, exc
+                    )
+                    return Rejection(DIRECTORY_UNAVAILABLE)
             else:
                 await self._count_failure(source_key, None)
             return Rejection(INVALID_CREDENTIALS)

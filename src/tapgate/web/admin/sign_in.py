@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 
 from tapgate.audit import record_audit
 from tapgate.devices.confirmation import CONFIRMED, CONSOLE_SIGN_IN, MAX_ATTEMPTS, WRONG_CODE
-from tapgate.directory.base import INVALID_CREDENTIALS, DirectoryUser
+from tapgate.directory.base import DIRECTORY_UNAVAILABLE, INVALID_CREDENTIALS, DirectoryUser
 from tapgate.directory.passwords import verify_password
+from tapgate.errors import DirectoryUnavailable
 from tapgate.objects.specs import PushProfileSpec
 from tapgate.push import ratelimit
 from tapgate.push.direct_push import push_to_user
@@ -122,7 +123,24 @@ async def _check_password(
         ):
             return None, "rate_limited"
 
-    if not await verify_password(admin.password_hash if admin else None, password) or admin is None:
+    try:
+        right = await verify_password(admin.password_hash if admin else None, password)
+    except DirectoryUnavailable as exc:
+        # The server is shutting down: nothing was checked, so nothing is counted.
+        log.warning("console sign-in rejected reason=directory_unavailable error=%s", exc)
+        async with runtime.database.write() as session:
+            await record_audit(
+                session,
+                "first_factor",
+                username=name,
+                auth_profile=ADMIN_AUTH_PROFILE,
+                application=CONSOLE_APPLICATION,
+                outcome="rejected",
+                reason=DIRECTORY_UNAVAILABLE,
+                source_ip=source_ip,
+            )
+        return None, DIRECTORY_UNAVAILABLE
+    if not right or admin is None:
         async with runtime.database.write() as session:
             ratelimit.add_event(session, ratelimit.FAILED_SOURCE, source_key, now)
             if user_key:
