@@ -35,6 +35,7 @@ EVENTS = (
     "code_entered",
     "fraud_alert",
     "answer_rejected",
+    "records_pruned",
 )
 _clock = SystemClock()
 # The steps every successful push login passes, logged at DEBUG. At INFO a login then logs its

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tapgate.api.clients import TokenCache
 from tapgate.clock import Clock, SystemClock
@@ -18,6 +18,7 @@ from tapgate.objects.runtime import ObjectCache
 from tapgate.push import joins, ratelimit
 from tapgate.push.events import EventBus
 from tapgate.push.service import LoginService
+from tapgate.retention import prune_past_retention
 from tapgate.settings import Settings
 from tapgate.store.database import Database
 
@@ -64,23 +65,36 @@ class Runtime:
         self.login.fanout.start()
 
     async def _sweep(self) -> None:
-        """Expire overdue transactions and prune old counters, whatever node is alive."""
+        """Expire overdue transactions, prune old counters and delete rows past their retention
+        period, whatever node is alive."""
         rounds = 0
         while True:
             try:
                 await self.login.expire_due()
                 rounds += 1
-                if rounds % 60 == 0:
+                # The first round after a start, then once a minute.
+                if rounds % 60 == 1:
                     now = self.clock.now()
                     await prune_nonces(self.database, now)
                     await joins.prune(self.login)
                     async with self.database.write() as session:
                         await ratelimit.prune_events(session, now - timedelta(days=1))
+                    await self._prune_past_retention(now)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep sweeping through a database outage
                 log.warning("expiry sweep failed error=%s", exc)
             await asyncio.sleep(SWEEP_SECONDS)
+
+    async def _prune_past_retention(self, now: datetime) -> None:
+        counts = await prune_past_retention(self.database, self.settings.retention, now)
+        if counts.audit_records or counts.transactions:
+            log.info(
+                "records pruned audit_records=%d transactions=%d %s",
+                counts.audit_records,
+                counts.transactions,
+                self.settings.retention.describe(),
+            )
 
     async def close(self) -> None:
         await self.login.fanout.stop()

@@ -27,6 +27,7 @@ _KNOWN: dict[str, set[str]] = {
     "radius": {"listen"},
     "secrets": {"key_file"},
     "geoip": {"city_database"},
+    "retention": {"audit_days", "transaction_days"},
 }
 
 _ENV = {
@@ -35,7 +36,26 @@ _ENV = {
     ("database", "url"): "TAPGATE_DATABASE_URL",
     ("radius", "listen"): "TAPGATE_RADIUS_LISTEN",
     ("secrets", "key_file"): "TAPGATE_KEY_FILE",
+    ("retention", "audit_days"): "TAPGATE_AUDIT_RETENTION_DAYS",
+    ("retention", "transaction_days"): "TAPGATE_TRANSACTION_RETENTION_DAYS",
 }
+# Longest retention period accepted in days: a hundred years, so a typo of extra digits is caught.
+MAX_RETENTION_DAYS = 36_500
+FOREVER = "forever"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Days to keep audit records and finished transactions; None keeps them forever."""
+
+    audit_days: int | None = None
+    transaction_days: int | None = 30
+
+    def describe(self) -> str:
+        return (
+            f"audit_days={self.audit_days or FOREVER} "
+            f"transaction_days={self.transaction_days or FOREVER}"
+        )
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,7 @@ class Settings:
     city_database: Path | None = None
     # Origins besides public_url's that the hosted login may send a browser back to.
     return_to_origins: tuple[str, ...] = ()
+    retention: Retention = field(default_factory=Retention)
     # True when no settings file was given: `serve` then creates the default objects.
     embedded: bool = False
     source: str = "(embedded default)"
@@ -71,6 +92,21 @@ def parse_host_port(value: str, key: str) -> HostPort:
             f"{key}: invalid address {value!r}; expected HOST:PORT, e.g. 127.0.0.1:8080"
         )
     return HostPort(host.strip("[]"), int(port_text))
+
+
+def parse_retention_days(value: Any, key: str, default: int | None) -> int | None:
+    """Return whole days from the settings file or environment, or None for `forever`."""
+    if value is None or value == "":
+        return default
+    text = str(value).strip()
+    if text.lower() == FOREVER:
+        return None
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_RETENTION_DAYS:
+        raise ConfigError(
+            f"{key}: invalid retention {value!r}; expected a whole number of days from 1 to "
+            f"{MAX_RETENTION_DAYS}, or {FOREVER} to keep everything"
+        )
+    return int(text)
 
 
 def _is_loopback(host: str) -> bool:
@@ -176,6 +212,20 @@ def load_settings(config_file: str | None = None, env: dict[str, str] | None = N
         raise ConfigError("server.return_to_origins must be a list of https://HOST[:PORT] origins")
     origins += [o.strip() for o in env.get("TAPGATE_RETURN_TO_ORIGINS", "").split(",") if o.strip()]
 
+    retention_section = data.get("retention", {})
+    retention = Retention(
+        audit_days=parse_retention_days(
+            retention_section.get("audit_days"),
+            "retention.audit_days (TAPGATE_AUDIT_RETENTION_DAYS)",
+            Retention.audit_days,
+        ),
+        transaction_days=parse_retention_days(
+            retention_section.get("transaction_days"),
+            "retention.transaction_days (TAPGATE_TRANSACTION_RETENTION_DAYS)",
+            Retention.transaction_days,
+        ),
+    )
+
     return Settings(
         listen=listen,
         public_url=public_url,
@@ -185,6 +235,7 @@ def load_settings(config_file: str | None = None, env: dict[str, str] | None = N
         trusted_proxies=tuple(proxies),
         city_database=Path(city) if city else None,
         return_to_origins=tuple(origins),
+        retention=retention,
         embedded=not path_text,
         source=source,
         warnings=tuple(warnings),

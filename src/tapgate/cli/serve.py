@@ -33,6 +33,7 @@ def serve(config_file: str | None) -> None:
     settings = load_settings(config_file)
     for warning in settings.warnings:
         log.warning("%s", warning)
+    log.info("retention %s", settings.retention.describe())
     # Bound before anything is created, so a port in use stops `serve` with nothing written.
     listener = _listening_socket(settings.listen)
     try:

@@ -1,0 +1,115 @@
+"""Deleting audit records and finished transactions once their retention period has passed.
+
+Both tables grow with every login: in the benchmark, about 1.8 KB of database a login. Audit
+records and transactions name users and carry their IP addresses and user agents, which data
+protection laws (GDPR, Turkey's KVKK) require deleting once they are no longer needed. How long
+they are needed is the operator's decision (`retention` in the settings file), so audit records
+are kept forever unless a period is set.
+
+Rows go in batches, each in a transaction of its own, so the write lock is held for
+milliseconds at a time and logins go on meanwhile. A backlog (the first run after a period is
+shortened, say) is worked off over several sweeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from tapgate.audit import record_audit
+from tapgate.push.ports import PENDING
+from tapgate.settings import Retention
+from tapgate.store.database import Database
+from tapgate.store.models import ChallengeDeliveryRow
+from tapgate.store.tables import AUDIT, TRANSACTIONS
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 1000
+# At most this many batches of each table a run, so a backlog delays the sweep's other work only
+# briefly: 20 batches of audit records took 56 ms on SQLite on the benchmark machine. The next
+# run, a minute later, goes on with the rest.
+MAX_BATCHES = 20
+
+
+@dataclass(frozen=True)
+class PruneCounts:
+    audit_records: int = 0
+    transactions: int = 0
+
+
+async def prune_past_retention(
+    database: Database, retention: Retention, now: datetime
+) -> PruneCounts:
+    """Delete what is older than the retention periods, and audit the deletion if any rows were
+    deleted."""
+    audit_records = transactions = 0
+    if retention.transaction_days is not None:
+        cutoff = now - timedelta(days=retention.transaction_days)
+        transactions = await _prune_transactions(database, cutoff)
+    if retention.audit_days is not None:
+        cutoff = now - timedelta(days=retention.audit_days)
+        audit_records = await _prune_audit(database, cutoff)
+    counts = PruneCounts(audit_records, transactions)
+    if audit_records or transactions:
+        async with database.write() as session:
+            await record_audit(
+                session,
+                "records_pruned",
+                actor="tapgate",
+                outcome="applied",
+                details={
+                    "audit_records": audit_records,
+                    "transactions": transactions,
+                    "audit_days": retention.audit_days,
+                    "transaction_days": retention.transaction_days,
+                },
+            )
+    return counts
+
+
+async def _prune_transactions(database: Database, cutoff: datetime) -> int:
+    """Delete finished transactions that expired before `cutoff`, with their deliveries."""
+    columns = TRANSACTIONS.c
+    # A transaction expires minutes after it starts, and (status, expires_at) is indexed.
+    oldest = (
+        select(columns.id)
+        .where(columns.status != PENDING, columns.expires_at < cutoff)
+        .limit(BATCH_ROWS)
+    )
+    deleted = 0
+    for _ in range(MAX_BATCHES):
+        async with database.write() as session:
+            ids = list((await session.scalars(oldest)).all())
+            if not ids:
+                break
+            await session.execute(
+                delete(ChallengeDeliveryRow).where(ChallengeDeliveryRow.transaction_id.in_(ids))
+            )
+            await session.execute(delete(TRANSACTIONS).where(columns.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < BATCH_ROWS:
+            break
+    return deleted
+
+
+async def _prune_audit(database: Database, cutoff: datetime) -> int:
+    """Delete audit records older than `cutoff`, oldest first."""
+    columns = AUDIT.c
+    oldest = (
+        select(columns.id).where(columns.time < cutoff).order_by(columns.time).limit(BATCH_ROWS)
+    )
+    deleted = 0
+    for _ in range(MAX_BATCHES):
+        async with database.write() as session:
+            ids = list((await session.scalars(oldest)).all())
+            if not ids:
+                break
+            await session.execute(delete(AUDIT).where(columns.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < BATCH_ROWS:
+            break
+    return deleted
