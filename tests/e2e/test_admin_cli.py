@@ -347,3 +347,9 @@ def test_client_revoke_stops_its_tokens(server: Server) -> None:
     assert "no active API client" in again.stderr
     changes = server.cli_json("audit", "--event", "admin_change", "--json")
     assert f"revoked API client {client_id}" in [c["details"].get("change") for c in changes]
+
+
+def test_enroll_unknown_user_names_profile(server: Server) -> None:
+    result = server.cli("enroll", "bilinmeyen-ğ", check=False)
+    assert result.returncode != 0
+    assert "user 'bilinmeyen-ğ' not found in auth profile 'personel';" in result.stderr

@@ -369,3 +369,19 @@ def test_answer_transaction_id_too_long(server: Server) -> None:
     assert response.status_code == 400
     assert "at most 64 characters" in response.json()["message"]
     assert "t" * 65 not in response.text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "fragment"),
+    [
+        ("text/plain", "sent with Content-Type: application/json (got 'text/plain')"),
+        ("application/x-www-form-urlencoded", "Content-Type: application/json"),
+        ("application/json", "request body must be a JSON object"),
+    ],
+)
+def test_login_body_type_named(api: Api, content_type: str, fragment: str) -> None:
+    body = b'["ay\xc5\x9fe"]' if content_type == "application/json" else b'{"username": "ayse"}'
+    response = post_raw(api, body, content_type)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert fragment in response.json()["message"]

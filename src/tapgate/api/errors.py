@@ -31,13 +31,23 @@ def error_response(
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
-def _describe_validation(exc: RequestValidationError) -> str:
+def _describe_validation(exc: RequestValidationError, content_type: str | None) -> str:
     parts = []
+    json_sent = (content_type or "").partition(";")[0].strip().lower() == "application/json"
     for error in exc.errors()[:5]:
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         message = error.get("msg", "invalid")
         if error.get("type") == "json_invalid":
             return "request body is not valid JSON"
+        if not location and not json_sent:
+            # FastAPI parses a body as JSON only with this content type. Without it the body
+            # fails the model with a message that never names the header.
+            return (
+                f"request body must be a JSON object sent with Content-Type: application/json "
+                f"(got {content_type or 'no Content-Type'!r})"
+            )
+        if not location:
+            return "request body must be a JSON object"
         parts.append(f"{location or 'body'}: {message}")
     return "; ".join(parts) or "invalid request"
 
@@ -75,7 +85,11 @@ def error_for(exc: Exception, path: str) -> JSONResponse | None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, "invalid_request", _describe_validation(exc))
+        return error_response(
+            400,
+            "invalid_request",
+            _describe_validation(exc, request.headers.get("content-type")),
+        )
 
     @app.exception_handler(RequestError)
     @app.exception_handler(NotFoundError)

@@ -297,8 +297,13 @@ async def find_user(
                 if check_account and problem is not None:
                     raise ObjectError(f"user {found.username!r} cannot enroll: {problem}")
                 return found
+        searched = (
+            f"auth profile {names[0]!r}"
+            if len(names) == 1
+            else f"auth profiles {', '.join(map(repr, names)) or '(none)'}"
+        )
         raise NotFoundError(
-            f"user {username!r} not found in auth profiles {', '.join(names) or '(none)'}; "
+            f"user {username!r} not found in {searched}; "
             "check the spelling (tapgate user list shows a local auth profile's users) or add "
             "the user first"
         )

@@ -77,8 +77,15 @@ async def _target(
         snapshot = await runtime.objects.current()
         application = snapshot.objects.applications.get(application_name[:64])
         if application is None or application.kind != "sso":
+            # The message covers an api or radius application of that name too. A link then
+            # cannot tell which names exist.
             return _Target(
-                None, None, _("This sign-in link names an application that does not exist.")
+                None,
+                None,
+                _(
+                    "This sign-in link names an application that does not exist or does not "
+                    "use the hosted login."
+                ),
             )
 
     return_to = None
