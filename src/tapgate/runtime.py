@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,6 +40,7 @@ class Runtime:
     login: LoginService
     tokens: TokenCache = field(default_factory=TokenCache)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -96,7 +98,18 @@ class Runtime:
                 self.settings.retention.describe(),
             )
 
+    def close_first(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Register a front door's stop, run by `close` while the database is still open, so
+        the requests it lets finish can still record their outcome."""
+        self._closers.append(closer)
+
     async def close(self) -> None:
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            try:
+                await closer()
+            except Exception:
+                log.exception("stopping a front door failed")
         await self.login.fanout.stop()
         for task in self._tasks:
             task.cancel()

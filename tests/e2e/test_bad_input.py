@@ -385,3 +385,24 @@ def test_login_body_type_named(api: Api, content_type: str, fragment: str) -> No
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert fragment in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fragment"),
+    [
+        ("/api/v1/auth", b"[" * 5000 + b"]" * 5000, "it nests too deep"),
+        ("/api/v1/auth", b'{"username": "ay\xfe\xffe"}', "it is not UTF-8 text"),
+        ("/api/v1/auth/abc/code", b"[" * 5000 + b"]" * 5000, "it nests too deep"),
+        ("/api/v1/auth/abc/code", b'{"code": "12\xfe\xff"}', "it is not UTF-8 text"),
+    ],
+    ids=["start-deep", "start-not-utf8", "code-deep", "code-not-utf8"],
+)
+def test_unparsable_json_named(api: Api, path: str, body: bytes, fragment: str) -> None:
+    response = httpx.post(
+        api.base + path,
+        content=body,
+        headers={**api.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert fragment in response.json()["message"]

@@ -155,3 +155,42 @@ def test_number_mode_challenge_then_accept(radius: RadiusServer, tmp_path: Path)
     )
     thread.join(5)
     assert "Access-Accept" in second
+
+
+def test_sigterm_answers_requests_in_flight(tmp_path: Path, db_url: str) -> None:
+    """Requests being handled when the server stops get their Access-Reject."""
+    port = free_port()
+    server = Server(
+        tmp_path,
+        db_url,
+        extra_settings=f"radius:\n  listen: 127.0.0.1:{port}\n",
+        password_hash="default",
+    )
+    server.start()
+    secret_file = tmp_path / "fw1.secret"
+    secret_file.write_text(SECRET, encoding="utf-8")
+    server.apply(objects(secret_file))
+    radius = RadiusServer(server, port)
+    replies: list[str] = []
+
+    def log_in(index: int) -> None:
+        # Unknown names still cost one production hash each, so the checks queue for slots.
+        attributes = f'User-Name = "bilinmeyen-ş{index}"\nUser-Password = "{PASSWORD}"\n'
+        replies.append(radius.request(attributes, "-r", "1", "-t", "10", timeout=20))
+
+    threads = [threading.Thread(target=log_in, args=(index,)) for index in range(30)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.8)
+        assert server.stop() == 0
+    finally:
+        for thread in threads:
+            thread.join(timeout=25)
+    assert len(replies) == len(threads)
+    for reply in replies:
+        assert "Received Access-Reject" in reply, reply
+    log = server.log()
+    assert "radius draining" in log
+    assert "canceled_requests=0" in log
+    assert "Traceback" not in log

@@ -125,6 +125,15 @@ def install_error_handlers(app: FastAPI) -> None:
                 slow_body_message(seconds),
                 headers={"Connection": "close"},
             )
+        # FastAPI's message for these two is only "There was an error parsing the body".
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            return error_response(
+                400, "invalid_request", "request body is not valid JSON: it nests too deep"
+            )
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeError):
+            return error_response(
+                400, "invalid_request", "request body is not valid JSON: it is not UTF-8 text"
+            )
         codes = {
             400: "invalid_request",
             401: "unauthorized",

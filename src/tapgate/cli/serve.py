@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from types import FrameType
 from typing import IO
 
 import click
@@ -22,6 +23,8 @@ from tapgate.store.migrate import upgrade
 log = logging.getLogger("tapgate.serve")
 
 _YOUNG_COLLECTION_OBJECTS = 20_000
+# How long a shutdown lets requests being handled finish, over HTTP and over RADIUS.
+_GRACE_SECONDS = 3
 
 
 @click.command()
@@ -109,6 +112,8 @@ async def _serve(settings: object, listener: socket.socket) -> None:
         from tapgate.radius_bridge import start_radius
 
         radius_server = await start_radius(runtime)
+        # Stopped before the database closes, so its requests can still record their outcome.
+        runtime.close_first(radius_server.stop)
     app = create_server_app(runtime)
     config = uvicorn.Config(
         app,
@@ -119,9 +124,8 @@ async def _serve(settings: object, listener: socket.socket) -> None:
         # Forwarded headers count only from server.trusted_proxies, which tapgate checks itself.
         proxy_headers=False,
         lifespan="on",
-        timeout_graceful_shutdown=3,
+        timeout_graceful_shutdown=_GRACE_SECONDS,
     )
-    server = uvicorn.Server(config)
     loop = asyncio.get_running_loop()
     _tune_garbage_collector()
 
@@ -134,8 +138,12 @@ async def _serve(settings: object, listener: socket.socket) -> None:
         # Held status requests return now instead of being cancelled when the graceful
         # shutdown's timeout runs out.
         runtime.bus.close()
+        if radius_server is not None:
+            # The same grace as HTTP's: requests being handled get their replies.
+            radius_server.begin_drain(_GRACE_SECONDS)
         server.should_exit = True
 
+    server = _GracefulServer(config, on_signal=stop)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     try:
@@ -149,6 +157,27 @@ async def _serve(settings: object, listener: socket.socket) -> None:
         raise ConfigError(
             f"could not listen on {settings.listen}; is another process using the port?"
         )
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn's server, except that a second signal does not force the exit.
+
+    On a second SIGINT uvicorn cancels every request at once. The first signal's `stop` has
+    already ended the held streams and status waits and rejected the queued password checks, so
+    what remains ends within the 3 s grace period. Forcing the exit only turned those clean
+    rejections into 500s and skipped the release of failed-password counters.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            log.info("signal received during shutdown signal=%d; the grace period is 3 s", sig)
+        # uvicorn replaces the event loop's signal handlers while it serves; `stop` may then
+        # run twice, which it allows.
+        self._on_signal()
 
 
 def _tune_garbage_collector() -> None:

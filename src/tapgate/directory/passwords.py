@@ -83,6 +83,11 @@ async def verify_password(stored: str | None, password: Secret) -> bool:
         return await asyncio.to_thread(_verify, stored, password.reveal())
 
 
+def password_checks_stopped() -> bool:
+    """Return whether `stop_password_checks` has run in this process."""
+    return _stopping
+
+
 def stop_password_checks() -> None:
     """Make every password check that has not started fail at once with `DirectoryUnavailable`.
 

@@ -25,7 +25,7 @@ from tapgate.directory.base import (
     DirectoryUser,
     normalize_username,
 )
-from tapgate.directory.passwords import verify_password
+from tapgate.directory.passwords import password_checks_stopped, verify_password
 from tapgate.errors import DirectoryUnavailable, NotFoundError
 from tapgate.geo import Locator
 from tapgate.keys import KeyRing
@@ -250,6 +250,15 @@ class LoginService:
                 )
             if reservation is None:
                 return Rejection("rate_limited", user)
+            if password_checks_stopped():
+                # From the first signal of a shutdown on, no auth profile checks a password, so
+                # known and unknown names, local or LDAP, get the same reply.
+                await self._release(reservation)
+                log.warning(
+                    "directory unavailable application=%s error=the server is shutting down",
+                    request.application,
+                )
+                return Rejection(DIRECTORY_UNAVAILABLE, user)
 
         if user is None:
             if require_password:
@@ -257,12 +266,17 @@ class LoginService:
                 try:
                     await verify_password(None, request.password or Secret(""))
                 except DirectoryUnavailable as exc:
-                    # The same reply a known name gets when its check is rejected at shutdown.
+                    # The shutdown began while this check waited for a hashing slot, which gives
+                    # a known local name waiting there the same reply.
                     await self._release(reservation)
                     log.warning(
                         "directory unavailable application=%s error=%s", request.application, exc
                     )
                     return Rejection(DIRECTORY_UNAVAILABLE)
+                except asyncio.CancelledError:
+                    log.info("password check cancelled user=%r", request.username)
+                    await self._release_quietly(reservation, request.username)
+                    raise
             else:
                 await self._count_failure(source_key, None)
             return Rejection(INVALID_CREDENTIALS)
@@ -340,8 +354,13 @@ class LoginService:
 
     async def _release(self, reservation: list[int] | None) -> None:
         if reservation:
-            async with self.database.write_rows() as rows:
-                await ratelimit.release(rows, reservation)
+            # Shielded: a shutdown that cancels the login here must not leave the unchecked or
+            # accepted attempt counted as a wrong password.
+            await asyncio.shield(self._write_release(reservation))
+
+    async def _write_release(self, reservation: list[int]) -> None:
+        async with self.database.write_rows() as rows:
+            await ratelimit.release(rows, reservation)
 
     async def _count_failure(self, source_key: str, user_key: str | None) -> None:
         now = self.clock.now()

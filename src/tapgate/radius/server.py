@@ -72,6 +72,8 @@ class RadiusServer:
         self._max_concurrent = max_concurrent
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set by `begin_drain`: the loop time until which `stop` lets requests finish.
+        self._drain_deadline: float | None = None
 
     @property
     def address(self) -> Source:
@@ -89,10 +91,26 @@ class RadiusServer:
         host, port = self.address
         log.info("radius started listen=%s:%d", host, port)
 
+    def begin_drain(self, seconds: float) -> None:
+        """Drop new requests from now on, and let `stop` wait up to `seconds` from now for the
+        requests being handled, so that they get their replies. A NAS retransmits a dropped
+        request, or sends it to another server."""
+        if self._drain_deadline is None:
+            self._drain_deadline = asyncio.get_running_loop().time() + seconds
+            log.info("radius draining requests=%d seconds=%.1f", len(self._tasks), seconds)
+
     async def stop(self) -> None:
-        """Close the socket and cancel the requests still being handled (they get no reply)."""
+        """Close the socket and cancel the requests still being handled (they get no reply).
+
+        After `begin_drain` it first waits, until the drain's deadline, for those requests."""
         if self._transport is None:
             return
+        if self._drain_deadline is not None and self._tasks:
+            remaining = self._drain_deadline - asyncio.get_running_loop().time()
+            if remaining > 0:
+                await asyncio.wait(list(self._tasks), timeout=remaining)
+        if self._transport is None:
+            return  # another caller stopped the server meanwhile
         host, port = self.address
         self._transport.close()
         self._transport = None
@@ -111,6 +129,11 @@ class RadiusServer:
         await self.stop()
 
     def _receive(self, data: bytes, source: Source) -> None:
+        if self._drain_deadline is not None:
+            self._log_limited(
+                "draining", "radius request dropped during shutdown source=%s", source[0]
+            )
+            return
         if len(self._tasks) >= self._max_concurrent:
             self._log_limited("overloaded", "radius overloaded source=%s", source[0])
             return
