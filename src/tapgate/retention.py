@@ -14,13 +14,16 @@ shortened, say) is worked off over several sweeps.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.audit import record_audit
-from tapgate.push.ports import PENDING
+from tapgate.push.ports import FINAL_STATUSES
 from tapgate.settings import Retention
 from tapgate.store.database import Database
 from tapgate.store.models import ChallengeDeliveryRow
@@ -74,26 +77,21 @@ async def prune_past_retention(
 async def _prune_transactions(database: Database, cutoff: datetime) -> int:
     """Delete finished transactions that expired before `cutoff`, with their deliveries."""
     columns = TRANSACTIONS.c
-    # A transaction expires minutes after it starts, and (status, expires_at) is indexed.
+    # A transaction expires minutes after it starts. Listing the final statuses, rather than
+    # excluding `pending`, lets SQLite and PostgreSQL use the (status, expires_at) index.
     oldest = (
         select(columns.id)
-        .where(columns.status != PENDING, columns.expires_at < cutoff)
+        .where(columns.status.in_(sorted(FINAL_STATUSES)), columns.expires_at < cutoff)
         .limit(BATCH_ROWS)
     )
-    deleted = 0
-    for _ in range(MAX_BATCHES):
-        async with database.write() as session:
-            ids = list((await session.scalars(oldest)).all())
-            if not ids:
-                break
-            await session.execute(
-                delete(ChallengeDeliveryRow).where(ChallengeDeliveryRow.transaction_id.in_(ids))
-            )
-            await session.execute(delete(TRANSACTIONS).where(columns.id.in_(ids)))
-        deleted += len(ids)
-        if len(ids) < BATCH_ROWS:
-            break
-    return deleted
+
+    async def delete_batch(session: AsyncSession, ids: list[Any]) -> None:
+        await session.execute(
+            delete(ChallengeDeliveryRow).where(ChallengeDeliveryRow.transaction_id.in_(ids))
+        )
+        await session.execute(delete(TRANSACTIONS).where(columns.id.in_(ids)))
+
+    return await _delete_in_batches(database, oldest, delete_batch)
 
 
 async def _prune_audit(database: Database, cutoff: datetime) -> int:
@@ -102,13 +100,27 @@ async def _prune_audit(database: Database, cutoff: datetime) -> int:
     oldest = (
         select(columns.id).where(columns.time < cutoff).order_by(columns.time).limit(BATCH_ROWS)
     )
+
+    async def delete_batch(session: AsyncSession, ids: list[Any]) -> None:
+        await session.execute(delete(AUDIT).where(columns.id.in_(ids)))
+
+    return await _delete_in_batches(database, oldest, delete_batch)
+
+
+async def _delete_in_batches(
+    database: Database,
+    oldest: Select[Any],
+    delete_batch: Callable[[AsyncSession, list[Any]], Awaitable[None]],
+) -> int:
+    """Select up to `BATCH_ROWS` ids with `oldest` and delete them, each batch in a transaction
+    of its own, until none are left or `MAX_BATCHES` have gone; return how many went."""
     deleted = 0
     for _ in range(MAX_BATCHES):
         async with database.write() as session:
             ids = list((await session.scalars(oldest)).all())
             if not ids:
                 break
-            await session.execute(delete(AUDIT).where(columns.id.in_(ids)))
+            await delete_batch(session, ids)
         deleted += len(ids)
         if len(ids) < BATCH_ROWS:
             break

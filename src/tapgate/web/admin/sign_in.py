@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.audit import record_audit
 from tapgate.devices.confirmation import CONFIRMED, CONSOLE_SIGN_IN, MAX_ATTEMPTS, WRONG_CODE
@@ -129,32 +130,14 @@ async def _check_password(
         # The server is shutting down: nothing was checked, so nothing is counted.
         log.warning("console sign-in rejected reason=directory_unavailable error=%s", exc)
         async with runtime.database.write() as session:
-            await record_audit(
-                session,
-                "first_factor",
-                username=name,
-                auth_profile=ADMIN_AUTH_PROFILE,
-                application=CONSOLE_APPLICATION,
-                outcome="rejected",
-                reason=DIRECTORY_UNAVAILABLE,
-                source_ip=source_ip,
-            )
+            await _audit_rejection(session, name, DIRECTORY_UNAVAILABLE, source_ip)
         return None, DIRECTORY_UNAVAILABLE
     if not right or admin is None:
         async with runtime.database.write() as session:
             ratelimit.add_event(session, ratelimit.FAILED_SOURCE, source_key, now)
             if user_key:
                 ratelimit.add_event(session, ratelimit.FAILED_USER, user_key, now)
-            await record_audit(
-                session,
-                "first_factor",
-                username=name,
-                auth_profile=ADMIN_AUTH_PROFILE,
-                application=CONSOLE_APPLICATION,
-                outcome="rejected",
-                reason=INVALID_CREDENTIALS,
-                source_ip=source_ip,
-            )
+            await _audit_rejection(session, name, INVALID_CREDENTIALS, source_ip)
         return None, INVALID_CREDENTIALS
 
     async with runtime.database.write() as session:
@@ -174,6 +157,21 @@ async def _check_password(
     if admin.disabled:
         return None, "account_disabled"
     return admin, None
+
+
+async def _audit_rejection(
+    session: AsyncSession, name: str, reason: str, source_ip: str | None
+) -> None:
+    await record_audit(
+        session,
+        "first_factor",
+        username=name,
+        auth_profile=ADMIN_AUTH_PROFILE,
+        application=CONSOLE_APPLICATION,
+        outcome="rejected",
+        reason=reason,
+        source_ip=source_ip,
+    )
 
 
 async def start_console_sign_in(
