@@ -101,7 +101,8 @@ def parse_retention_days(value: Any, key: str, default: int | None) -> int | Non
     text = str(value).strip()
     if text.lower() == FOREVER:
         return None
-    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_RETENTION_DAYS:
+    plain = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_RETENTION_DAYS))
+    if isinstance(value, bool) or not plain or not 1 <= int(text) <= MAX_RETENTION_DAYS:
         raise ConfigError(
             f"{key}: invalid retention {value!r}; expected a whole number of days from 1 to "
             f"{MAX_RETENTION_DAYS}, or {FOREVER} to keep everything"

@@ -6,10 +6,16 @@ nodes (the "billion laughs" file); tapgate's files never need aliases, so they a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+_INT_TAG = "tag:yaml.org,2002:int"
+# YAML 1.2's integers. PyYAML follows YAML 1.1, where `030` is octal (24), `1:00` is base 60 (60)
+# and `1_000` is 1000, so a value an administrator meant as thirty days would silently be another.
+_YAML12_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -20,6 +26,25 @@ class _NoAliasLoader(yaml.SafeLoader):
                 None, None, "YAML aliases (*name) are not supported", event.start_mark
             )
         return super().compose_node(parent, index)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+# Resolvers are a class attribute shared with SafeLoader, so this loader gets its own copy
+# before YAML 1.1's integer rule is replaced.
+_NoAliasLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _INT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_NoAliasLoader.add_implicit_resolver(_INT_TAG, _YAML12_INT, list("-+0123456789"))
+_NoAliasLoader.add_constructor(_INT_TAG, _construct_int)
 
 
 class YamlFileError(Exception):

@@ -47,6 +47,7 @@ def test_server_prunes_on_start(tmp_path: Path, db_url: str) -> None:
             time.sleep(0.2)
             pruned = server.cli_json("audit", "--event", "records_pruned", "--json")
         old = server.cli_json("audit", "--user", "ayşe", "--json")
+        listed = server.cli("audit", "--event", "records_pruned").stdout
     finally:
         assert server.stop() == 0
     assert len(pruned) == 1
@@ -57,6 +58,7 @@ def test_server_prunes_on_start(tmp_path: Path, db_url: str) -> None:
         "transaction_days": 30,
     }
     assert old == []
+    assert "audit_records=1 transactions=0 audit_days=2 transaction_days=30" in listed
     log = server.log()
     assert "retention audit_days=2 transaction_days=30" in log
     assert "records pruned audit_records=1 transactions=0" in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -157,9 +158,62 @@ def test_retention_settings_from_file_and_env(tmp_path: Any) -> None:
     assert load_settings(str(path), env=env).retention == Retention(None, 7)
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "30d", "1.5", "true", "36501", "[30]"])
+@pytest.mark.parametrize(
+    "value",
+    ["0", "-5", "30d", "1.5", "true", "36501", "[30]", "'²'", "'٣٠'", "'３０'", "1:00", "1_000"],
+)
 def test_retention_settings_invalid(tmp_path: Any, value: str) -> None:
     path = tmp_path / "tapgate.yaml"
     path.write_text(f"retention:\n  audit_days: {value}\n")
     with pytest.raises(ConfigError, match=r"retention\.audit_days .*whole number of days"):
         load_settings(str(path), env={})
+
+
+def test_retention_yaml_decimal_not_octal(tmp_path: Any) -> None:
+    path = tmp_path / "tapgate.yaml"
+    path.write_text("retention:\n  audit_days: 030\n  transaction_days: 0x1e\n")
+    assert load_settings(str(path), env={}).retention == Retention(30, 30)
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 5000, "٣٠"])
+def test_retention_env_invalid(tmp_path: Any, value: str) -> None:
+    with pytest.raises(ConfigError, match="TAPGATE_AUDIT_RETENTION_DAYS"):
+        load_settings(None, env={"TAPGATE_AUDIT_RETENTION_DAYS": value})
+
+
+async def test_time_budget_stops_a_run(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retention, "BATCH_ROWS", 3)
+    monkeypatch.setattr(retention, "RUN_SECONDS", 0.0)
+    async with database.write() as session:
+        await session.execute(
+            insert(AuditRow), [_audit("decision", timedelta(days=400 + i)) for i in range(7)]
+        )
+
+    counts = await prune_past_retention(database, Retention(365, None), NOW)
+
+    assert counts.audit_records == 3
+
+
+async def test_two_nodes_count_what_they_deleted(db_url: str, database: Database) -> None:
+    async with database.write() as session:
+        await session.execute(
+            insert(AuditRow), [_audit("decision", timedelta(days=400 + i)) for i in range(2500)]
+        )
+    other = Database(db_url)
+    policy = Retention(audit_days=365, transaction_days=None)
+    try:
+        first, second = await asyncio.gather(
+            prune_past_retention(database, policy, NOW),
+            prune_past_retention(other, policy, NOW),
+        )
+    finally:
+        await other.close()
+
+    assert first.audit_records + second.audit_records == 2500
+    async with database.read() as session:
+        details = (
+            await session.scalars(
+                select(AuditRow.details).where(AuditRow.event == "records_pruned")
+            )
+        ).all()
+    assert sum(record["audit_records"] for record in details) == 2500

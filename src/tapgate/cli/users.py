@@ -26,6 +26,7 @@ from tapgate.directory.local import (
 )
 from tapgate.errors import NotFoundError, ObjectError
 from tapgate.objects.runtime import ObjectCache
+from tapgate.retention import PRUNE_DETAILS
 from tapgate.secret import Secret
 from tapgate.store.models import ApiClientRow
 
@@ -431,6 +432,8 @@ def audit(
             line += f" limit={details['limit']}"
         if details.get("change"):
             line += f" change={details['change']!r}"
+        if record["event"] == "records_pruned":
+            line += "".join(f" {key}={details.get(key)}" for key in PRUNE_DETAILS)
         click.echo(line)
 
 
