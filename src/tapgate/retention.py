@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 1000
 # A run deletes batches of a table while they come back full, for at most this long, so that a
-# backlog delays the sweep's other work only briefly. 20 batches of audit records took 56 ms on
-# SQLite on the benchmark machine, so a run clears a few hundred thousand rows; the next run,
-# a minute later, goes on with the rest.
+# backlog delays the sweep's other work only briefly. On SQLite on the benchmark machine, the
+# first run over a backlog of 300,000 audit records deleted 133,000, while logins started during
+# it took 3.5 ms at the median and 30 ms at most. The next run, a minute later, goes on.
 RUN_SECONDS = 0.5
 MAX_BATCHES = 10_000
 # The counts a `records_pruned` audit record carries in its details.
@@ -135,6 +135,9 @@ async def _delete_in_batches(
             deleted += await delete_batch(session, ids)
         if len(ids) < BATCH_ROWS:
             break
+        # SQLite's statements run on the event loop's thread, so requests get a turn between
+        # batches.
+        await asyncio.sleep(0)
         if loop.time() >= deadline:
             log.info("retention backlog remains table=%s deleted=%d", table, deleted)
             break
