@@ -160,8 +160,9 @@ def test_enrollment_token_single_use(server: Server) -> None:
     from tapgate.authenticator.device import ProtocolError, enroll
 
     enroll(url, "Telefon")
-    with pytest.raises(ProtocolError, match="already used or expired"):
+    with pytest.raises(ProtocolError, match="already used or expired") as refused:
         enroll(url, "İkinci")
+    assert f"the link points at {server.base}" in str(refused.value)
     records = server.cli_json("audit", "--event", "enrollment", "--json")
     assert [r["outcome"] for r in records] == ["issued", "enrolled", "rejected"]
     assert records[-1]["reason"] == "token already used"

@@ -85,6 +85,14 @@ def enroll(
         "proof": sign(signing, proof_message),
     }
     response = httpx.post(f"{public_url}/device/v1/enroll", json=body, timeout=TIMEOUT)
+    if response.status_code == 401:
+        # A link made by `tapgate enroll` carries the address from the settings of the shell it
+        # ran in, which can name another server than the one that issued the token.
+        raise ProtocolError(
+            f"enrollment failed: HTTP 401 {_message(response)}; the link points at "
+            f"{public_url}, so if the issuing server runs at another address, issue the link "
+            "with the same TAPGATE_LISTEN or TAPGATE_PUBLIC_URL as the server"
+        )
     if response.status_code != 201:
         raise ProtocolError(f"enrollment failed: HTTP {response.status_code} {_message(response)}")
     data = response.json()
