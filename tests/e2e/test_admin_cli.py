@@ -353,3 +353,34 @@ def test_enroll_unknown_user_names_profile(server: Server) -> None:
     result = server.cli("enroll", "bilinmeyen-ğ", check=False)
     assert result.returncode != 0
     assert "user 'bilinmeyen-ğ' not found in auth profile 'personel';" in result.stderr
+
+
+def test_user_show_with_devices_and_state(server: Server) -> None:
+    phone = enroll_device(server, "İsmail", "İş telefonu")
+    server.cli("user", "disable", "İsmail", "--auth-profile", "personel")
+
+    shown = server.cli_json("user", "show", "ismail", "--json")
+    text = server.cli("user", "show", "ismail").stdout
+
+    assert shown["username"] == "İsmail"
+    assert shown["auth_profile"] == "personel"
+    assert shown["account_problem"] == "account_disabled"
+    assert shown["push_lock"] is None
+    assert shown["attributes"]["email"] == ["İsmail@ornek.com.tr"]
+    assert shown["attributes"]["mobile"] == ["05554443322"]
+    assert shown["devices"] == [
+        {
+            "device_id": phone.device_id,
+            "name": "İş telefonu",
+            "platform": "tapgate-cli",
+            "revoked": False,
+        }
+    ]
+    assert "account: account_disabled" in text
+    assert f"device {phone.device_id}: İş telefonu (tapgate-cli) active" in text
+
+
+def test_user_show_unknown_user(server: Server) -> None:
+    result = server.cli("user", "show", "yok-ğ", check=False)
+    assert result.returncode != 0
+    assert "user 'yok-ğ' not found in auth profile 'personel';" in result.stderr

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 from tapgate.audit import record_audit
 from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
 from tapgate.cli.objects import policy
-from tapgate.cli.users import check_password_length, find_user, user
+from tapgate.cli.users import check_password_length, find_user, find_user_and_problem, user
 from tapgate.clock import SystemClock
 from tapgate.directory.base import normalize_username
 from tapgate.directory.passwords import hash_password
@@ -325,6 +325,77 @@ def user_set_password(username: str, auth_profile: str, config_file: str | None)
     check_password_length(line)
     password_hash = run(hash_password(Secret(line)))
     _set_user(username, auth_profile, config_file, "set-password", {"password_hash": password_hash})
+
+
+@user.command("show")
+@click.argument("username")
+@click.option(
+    "--auth-profile",
+    default=None,
+    help="Auth profile of the user; default: the first auth profile that has the name.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_option
+@handle_errors
+def user_show(
+    username: str, auth_profile: str | None, as_json: bool, config_file: str | None
+) -> None:
+    """Show USERNAME as its auth profile knows it: attributes, account state, push lock and
+    devices."""
+
+    async def body(context: Context) -> dict[str, Any]:
+        found, problem = await find_user_and_problem(context, username, auth_profile)
+        owner = (
+            DeviceRow.auth_profile == found.auth_profile,
+            DeviceRow.user_id == found.user_id,
+        )
+        async with context.database.read() as session:
+            lock = await session.scalar(
+                select(UserLockRow.reason).where(
+                    UserLockRow.auth_profile == found.auth_profile,
+                    UserLockRow.user_id == found.user_id,
+                )
+            )
+            devices = (
+                await session.scalars(
+                    select(DeviceRow).where(*owner).order_by(DeviceRow.created_at)
+                )
+            ).all()
+        return {
+            "username": found.username,
+            "auth_profile": found.auth_profile,
+            "user_id": found.user_id,
+            "display_name": found.display_name,
+            "attributes": {name: list(values) for name, values in sorted(found.attributes.items())},
+            "account_problem": problem,
+            "push_lock": lock,
+            "devices": [
+                {
+                    "device_id": row.id,
+                    "name": row.name,
+                    "platform": row.platform,
+                    "revoked": row.revoked_at is not None,
+                }
+                for row in devices
+            ],
+        }
+
+    shown = run(with_context(config_file, body))
+    if as_json:
+        click.echo(json.dumps(shown, ensure_ascii=False))
+        return
+    click.echo(f"username: {shown['username']}")
+    click.echo(f"auth profile: {shown['auth_profile']} (user id {shown['user_id']})")
+    click.echo(f"display name: {shown['display_name'] or '-'}")
+    click.echo(f"account: {shown['account_problem'] or 'can log in'}")
+    click.echo(f"push lock: {shown['push_lock'] or 'none'}")
+    for name, values in shown["attributes"].items():
+        click.echo(f"attribute {name}: {', '.join(values) or '-'}")
+    for row in shown["devices"]:
+        state = "revoked" if row["revoked"] else "active"
+        click.echo(f"device {row['device_id']}: {row['name']} ({row['platform']}) {state}")
+    if not shown["devices"]:
+        click.echo("devices: none; tapgate enroll USERNAME issues an enrollment link")
 
 
 @user.command("unlock")

@@ -284,6 +284,16 @@ def client_revoke(client_id: str, config_file: str | None) -> None:
 async def find_user(
     context: Context, username: str, auth_profile: str | None, *, check_account: bool = True
 ) -> DirectoryUser:
+    found, problem = await find_user_and_problem(context, username, auth_profile)
+    if check_account and problem is not None:
+        raise ObjectError(f"user {found.username!r} cannot enroll: {problem}")
+    return found
+
+
+async def find_user_and_problem(
+    context: Context, username: str, auth_profile: str | None
+) -> tuple[DirectoryUser, str | None]:
+    """Return the user and the reason their account cannot log in now (None when it can)."""
     cache = ObjectCache(context.database, context.keyring, SystemClock())
     try:
         snapshot = await cache.current()
@@ -294,10 +304,7 @@ async def find_user(
                 raise NotFoundError(f"auth profile {name!r} does not exist")
             found = await profile.find_user(username)
             if found is not None:
-                problem = await profile.account_problem(found, SystemClock().now())
-                if check_account and problem is not None:
-                    raise ObjectError(f"user {found.username!r} cannot enroll: {problem}")
-                return found
+                return found, await profile.account_problem(found, SystemClock().now())
         searched = (
             f"auth profile {names[0]!r}"
             if len(names) == 1
