@@ -174,7 +174,11 @@ class _GracefulServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
-            log.info("signal received during shutdown signal=%d; the grace period is 3 s", sig)
+            log.info(
+                "signal received during shutdown signal=%d; the grace period is %d s",
+                sig,
+                _GRACE_SECONDS,
+            )
         # uvicorn replaces the event loop's signal handlers while it serves; `stop` may then
         # run twice, which it allows.
         self._on_signal()
