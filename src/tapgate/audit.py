@@ -35,8 +35,10 @@ EVENTS = (
     "code_entered",
     "fraud_alert",
     "answer_rejected",
+    "login_rejected",
     "records_pruned",
 )
+_KNOWN_EVENTS = frozenset(EVENTS)
 _clock = SystemClock()
 # The steps every successful push login passes, logged at DEBUG. At INFO a login then logs its
 # push ("push sent") and its decision; the audit table keeps every step either way.
@@ -79,6 +81,9 @@ async def record_audit(
 ) -> None:
     """Insert one audit record in `session`'s transaction and log it as one line (at DEBUG for
     the routine steps of a successful login)."""
+    if event not in _KNOWN_EVENTS:
+        # The CLI's and the console's event filters offer only `EVENTS`.
+        raise ValueError(f"unknown audit event {event!r}; add it to audit.EVENTS")
     await run_in(
         session,
         _INSERT,

@@ -39,7 +39,7 @@ _ENV = {
     ("retention", "audit_days"): "TAPGATE_AUDIT_RETENTION_DAYS",
     ("retention", "transaction_days"): "TAPGATE_TRANSACTION_RETENTION_DAYS",
 }
-# Longest retention period accepted in days: a hundred years, so a typo of extra digits is caught.
+# Maximum retention period in days: a hundred years, so a typo of extra digits is caught.
 MAX_RETENTION_DAYS = 36_500
 FOREVER = "forever"
 
@@ -108,6 +108,20 @@ def parse_retention_days(value: Any, key: str, default: int | None) -> int | Non
             f"{MAX_RETENTION_DAYS}, or {FOREVER} to keep everything"
         )
     return int(text)
+
+
+def _retention_days(
+    section: dict[str, Any], key: str, env: dict[str, str], default: int | None
+) -> int | None:
+    variable = _ENV[("retention", key)]
+    source = variable if env.get(variable) else f"retention.{key}"
+    if key in section and section[key] in (None, ""):
+        # An empty value in the file; deleting nothing by mistake is as bad as deleting early.
+        raise ConfigError(
+            f"{source} is empty; give a whole number of days from 1 to {MAX_RETENTION_DAYS}, "
+            f"or {FOREVER} to keep everything"
+        )
+    return parse_retention_days(section.get(key), source, default)
 
 
 def _is_loopback(host: str) -> bool:
@@ -215,15 +229,9 @@ def load_settings(config_file: str | None = None, env: dict[str, str] | None = N
 
     retention_section = data.get("retention", {})
     retention = Retention(
-        audit_days=parse_retention_days(
-            retention_section.get("audit_days"),
-            "retention.audit_days (TAPGATE_AUDIT_RETENTION_DAYS)",
-            Retention.audit_days,
-        ),
-        transaction_days=parse_retention_days(
-            retention_section.get("transaction_days"),
-            "retention.transaction_days (TAPGATE_TRANSACTION_RETENTION_DAYS)",
-            Retention.transaction_days,
+        audit_days=_retention_days(retention_section, "audit_days", env, Retention.audit_days),
+        transaction_days=_retention_days(
+            retention_section, "transaction_days", env, Retention.transaction_days
         ),
     )
 

@@ -384,3 +384,14 @@ def test_user_show_unknown_user(server: Server) -> None:
     result = server.cli("user", "show", "yok-ğ", check=False)
     assert result.returncode != 0
     assert "user 'yok-ğ' not found in auth profile 'personel';" in result.stderr
+
+
+def test_audit_unknown_event_rejected(server: Server) -> None:
+    result = server.cli("audit", "--event", "nosuch", check=False)
+    assert result.returncode == 2
+    assert "unknown event 'nosuch'; the events are login_started" in result.stderr
+
+
+def test_device_list_without_devices(server: Server) -> None:
+    listed = server.cli("device", "list", "berk").stdout
+    assert "berk has no devices; tapgate enroll USERNAME issues an enrollment link" in listed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, cast
 
 import pytest
 
@@ -69,3 +70,8 @@ def test_admin_change_line_names_change(db_url: str, caplog: pytest.LogCaptureFi
         "audit event=admin_change actor='tapgate apply' user=None outcome=applied "
         "change='created auth profile personel-ğüş'"
     ]
+
+
+async def test_unknown_event_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown audit event 'login_failed'"):
+        await record_audit(cast(Any, None), "login_failed")

@@ -165,7 +165,7 @@ def test_retention_settings_from_file_and_env(tmp_path: Any) -> None:
 def test_retention_settings_invalid(tmp_path: Any, value: str) -> None:
     path = tmp_path / "tapgate.yaml"
     path.write_text(f"retention:\n  audit_days: {value}\n")
-    with pytest.raises(ConfigError, match=r"retention\.audit_days .*whole number of days"):
+    with pytest.raises(ConfigError, match=r"retention\.audit_days: invalid .*whole number of days"):
         load_settings(str(path), env={})
 
 
@@ -217,3 +217,10 @@ async def test_two_nodes_count_what_they_deleted(db_url: str, database: Database
             )
         ).all()
     assert sum(record["audit_records"] for record in details) == 2500
+
+
+def test_retention_empty_value_rejected(tmp_path: Any) -> None:
+    path = tmp_path / "tapgate.yaml"
+    path.write_text("retention:\n  audit_days:\n")
+    with pytest.raises(ConfigError, match="retention.audit_days is empty"):
+        load_settings(str(path), env={})

@@ -119,7 +119,9 @@ def _problem(exc: Exception, public_url: str) -> str:
         return (
             f"cannot reach the tapgate server at {public_url} ({str(exc) or type(exc).__name__}); "
             "check that `tapgate serve` runs there and that its public_url names this host and "
-            "port. A device keeps the address it enrolled with: after the server's address "
+            "port. A link from `tapgate enroll` carries the address of the settings that command "
+            "ran with, so issue it with the same TAPGATE_LISTEN or TAPGATE_PUBLIC_URL as the "
+            "server. A device keeps the address it enrolled with: after the server's address "
             "changes, enroll the device again"
         )
     return str(exc) or type(exc).__name__

@@ -212,6 +212,8 @@ def device_list(
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
+    if not rows:
+        click.echo(f"{username} has no devices; tapgate enroll USERNAME issues an enrollment link")
     for row in rows:
         state = "revoked" if row["revoked"] else "active"
         click.echo(
@@ -340,7 +342,7 @@ def user_set_password(username: str, auth_profile: str, config_file: str | None)
 def user_show(
     username: str, auth_profile: str | None, as_json: bool, config_file: str | None
 ) -> None:
-    """Show USERNAME as its auth profile knows it: attributes, account state, push lock and
+    """Show USERNAME as its auth profile stores it: attributes, account state, push lock and
     devices."""
 
     async def body(context: Context) -> dict[str, Any]:
@@ -380,21 +382,21 @@ def user_show(
             ],
         }
 
-    shown = run(with_context(config_file, body))
+    user_info = run(with_context(config_file, body))
     if as_json:
-        click.echo(json.dumps(shown, ensure_ascii=False))
+        click.echo(json.dumps(user_info, ensure_ascii=False))
         return
-    click.echo(f"username: {shown['username']}")
-    click.echo(f"auth profile: {shown['auth_profile']} (user id {shown['user_id']})")
-    click.echo(f"display name: {shown['display_name'] or '-'}")
-    click.echo(f"account: {shown['account_problem'] or 'can log in'}")
-    click.echo(f"push lock: {shown['push_lock'] or 'none'}")
-    for name, values in shown["attributes"].items():
+    click.echo(f"username: {user_info['username']}")
+    click.echo(f"auth profile: {user_info['auth_profile']} (user id {user_info['user_id']})")
+    click.echo(f"display name: {user_info['display_name'] or '-'}")
+    click.echo(f"account: {user_info['account_problem'] or 'can log in'}")
+    click.echo(f"push lock: {user_info['push_lock'] or 'none'}")
+    for name, values in user_info["attributes"].items():
         click.echo(f"attribute {name}: {', '.join(values) or '-'}")
-    for row in shown["devices"]:
+    for row in user_info["devices"]:
         state = "revoked" if row["revoked"] else "active"
         click.echo(f"device {row['device_id']}: {row['name']} ({row['platform']}) {state}")
-    if not shown["devices"]:
+    if not user_info["devices"]:
         click.echo("devices: none; tapgate enroll USERNAME issues an enrollment link")
 
 

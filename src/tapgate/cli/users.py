@@ -11,7 +11,7 @@ import segno
 from sqlalchemy import select
 
 from tapgate.api.clients import add_client, revoke_client
-from tapgate.audit import audit_to_dict, list_audit, record_audit
+from tapgate.audit import EVENTS, audit_to_dict, list_audit, record_audit
 from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
 from tapgate.clock import SystemClock
 from tapgate.devices.enrollment import IssuedEnrollment, issue_enrollment
@@ -412,6 +412,10 @@ def audit(
 ) -> None:
     """List audit records, oldest first."""
     since_time = _parse_since(since)
+    if event is not None and event not in EVENTS:
+        raise click.BadParameter(
+            f"unknown event {event!r}; the events are {', '.join(EVENTS)}", param_hint="--event"
+        )
 
     async def body(context: Context) -> list[dict[str, object]]:
         async with context.database.read() as session:

@@ -255,8 +255,10 @@ class LoginService:
                 # known and unknown names, local or LDAP, get the same reply.
                 await self._release(reservation)
                 log.warning(
-                    "directory unavailable application=%s error=the server is shutting down",
+                    "directory unavailable application=%s user=%r error=the server is shutting "
+                    "down; the password was not checked",
                     request.application,
+                    request.username,
                 )
                 return Rejection(DIRECTORY_UNAVAILABLE, user)
 
@@ -297,7 +299,12 @@ class LoginService:
             reason = await profile.account_problem(user, now)
         except DirectoryUnavailable as exc:
             await self._release(reservation)
-            log.warning("directory unavailable auth_profile=%s error=%s", user.auth_profile, exc)
+            log.warning(
+                "directory unavailable auth_profile=%s user=%r error=%s",
+                user.auth_profile,
+                user.username,
+                exc,
+            )
             return Rejection(DIRECTORY_UNAVAILABLE, user)
         except asyncio.CancelledError:
             # A shutdown that outlasts its grace period cancels the check. It was not a wrong
