@@ -395,3 +395,22 @@ def test_audit_unknown_event_rejected(server: Server) -> None:
 def test_device_list_without_devices(server: Server) -> None:
     listed = server.cli("device", "list", "berk").stdout
     assert "berk has no devices; tapgate enroll USERNAME issues an enrollment link" in listed
+
+
+def test_user_list_table(server: Server) -> None:
+    lines = server.cli("user", "list").stdout.splitlines()
+    assert lines[0].split() == ["USERNAME", "NAME", "EMAIL", "MOBILE", "STATE"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {"ayşe", "İsmail", "berk"}
+    assert "İsmail@ornek.com.tr" in rows["İsmail"]
+    assert rows["berk"].split()[-2:] == ["05554443322", "active"]
+    # The email column starts at the same place on every line.
+    column = lines[0].index("EMAIL")
+    for name, line in rows.items():
+        assert line[column:].startswith(f"{name}@ornek.com.tr"), line
+
+
+def test_audit_text_shows_source_address(server: Server) -> None:
+    Api(server, "portal").login("ayşe", "yanlış-parola-1", client_ip="85.105.9.9")
+    listed = server.cli("audit", "--user", "ayşe", "--event", "first_factor").stdout
+    assert "source_ip=85.105.9.9" in listed

@@ -188,7 +188,10 @@ def test_sigterm_answers_requests_in_flight(tmp_path: Path, db_url: str) -> None
         for thread in threads:
             thread.join(timeout=25)
     assert len(replies) == len(threads)
-    for reply in replies:
+    answered = [reply for reply in replies if "Received Access-" in reply]
+    # A request that arrived after the drain began was dropped, and radclient saw no reply.
+    assert len(answered) >= 10
+    for reply in answered:
         assert "Received Access-Reject" in reply, reply
     log = server.log()
     assert "radius draining" in log

@@ -178,9 +178,18 @@ def user_list(auth_profile: str | None, as_json: bool, config_file: str | None) 
     if as_json:
         click.echo(json.dumps(users, ensure_ascii=False))
         return
-    for entry in users:
-        state = "disabled" if entry["disabled"] else "active"
-        click.echo(f"{entry['username']}  {entry['email'] or '-'}  {state}")
+    rows = [
+        [
+            str(entry["username"]),
+            " ".join(str(part) for part in (entry["first_name"], entry["last_name"]) if part)
+            or "-",
+            str(entry["email"] or "-"),
+            str(entry["mobile"] or "-"),
+            "disabled" if entry["disabled"] else "active",
+        ]
+        for entry in users
+    ]
+    echo_table(["USERNAME", "NAME", "EMAIL", "MOBILE", "STATE"], rows)
 
 
 @click.group()
@@ -245,9 +254,16 @@ def client_list(
     if as_json:
         click.echo(json.dumps(listed, ensure_ascii=False))
         return
-    for entry in listed:
-        state = f"revoked {entry['revoked_at']}" if entry["revoked_at"] else "active"
-        click.echo(f"{entry['client_id']}  {entry['application']}  {entry['created_at']}  {state}")
+    rows = [
+        [
+            str(entry["client_id"]),
+            str(entry["application"]),
+            str(entry["created_at"]),
+            f"revoked {entry['revoked_at']}" if entry["revoked_at"] else "active",
+        ]
+        for entry in listed
+    ]
+    echo_table(["CLIENT ID", "APPLICATION", "CREATED", "STATE"], rows)
 
 
 @client.command("revoke")
@@ -434,7 +450,16 @@ def audit(
         click.echo(json.dumps(records, ensure_ascii=False))
         return
     for record in records:
-        fields = ("time", "event", "username", "application", "transaction_id", "outcome", "reason")
+        fields = (
+            "time",
+            "event",
+            "username",
+            "application",
+            "transaction_id",
+            "outcome",
+            "reason",
+            "source_ip",
+        )
         line = " ".join(f"{k}={record[k]}" for k in fields if record[k])
         details = record["details"] if isinstance(record["details"], dict) else {}
         if record.get("actor"):
@@ -446,6 +471,18 @@ def audit(
         if record["event"] == "records_pruned":
             line += "".join(f" {key}={details.get(key)}" for key in PRUNE_DETAILS)
         click.echo(line)
+
+
+def echo_table(header: list[str], rows: list[list[str]]) -> None:
+    """Print `rows` under `header` in left-aligned columns, or a note when there are none."""
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def check_password_length(password: str) -> None:
