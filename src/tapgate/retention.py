@@ -118,9 +118,9 @@ async def _delete_in_batches(
     oldest: Select[Any],
     delete_batch: Callable[[AsyncSession, list[Any]], Awaitable[int]],
 ) -> int:
-    """Select up to `BATCH_ROWS` ids with `oldest` and delete them, each batch in a transaction
-    of its own, until a batch is not full or `RUN_SECONDS` have passed; return the rows deleted.
-    """
+    """Delete the rows `oldest` selects, `BATCH_ROWS` at a time and each batch in a transaction
+    of its own. Stop after a batch that is not full or once `RUN_SECONDS` have passed, and
+    return how many rows were deleted."""
     # On PostgreSQL, nodes pruning at the same time skip each other's rows instead of waiting
     # for them and then deleting nothing. SQLite has a single writer and ignores the clause.
     claim = oldest.with_for_update(skip_locked=True)

@@ -359,16 +359,16 @@ def test_user_show_with_devices_and_state(server: Server) -> None:
     phone = enroll_device(server, "İsmail", "İş telefonu")
     server.cli("user", "disable", "İsmail", "--auth-profile", "personel")
 
-    shown = server.cli_json("user", "show", "ismail", "--json")
+    user_info = server.cli_json("user", "show", "ismail", "--json")
     text = server.cli("user", "show", "ismail").stdout
 
-    assert shown["username"] == "İsmail"
-    assert shown["auth_profile"] == "personel"
-    assert shown["account_problem"] == "account_disabled"
-    assert shown["push_lock"] is None
-    assert shown["attributes"]["email"] == ["İsmail@ornek.com.tr"]
-    assert shown["attributes"]["mobile"] == ["05554443322"]
-    assert shown["devices"] == [
+    assert user_info["username"] == "İsmail"
+    assert user_info["auth_profile"] == "personel"
+    assert user_info["account_problem"] == "account_disabled"
+    assert user_info["push_lock"] is None
+    assert user_info["attributes"]["email"] == ["İsmail@ornek.com.tr"]
+    assert user_info["attributes"]["mobile"] == ["05554443322"]
+    assert user_info["devices"] == [
         {
             "device_id": phone.device_id,
             "name": "İş telefonu",

@@ -78,9 +78,11 @@ def test_sigterm_rejects_queued_checks(
     when a second signal follows (uvicorn itself would then cancel every request)."""
     server = Server(tmp_path, db_url, password_hash="default")
     server.start()
+
     try:
         server.apply(OBJECTS)
         api = Api(server, "portal")
+
         # Unknown names still cost one production hash each (about 0.2 s of a core), so these
         # logins need several seconds of hashing, more than the 3 s grace period.
         names = [f"bilinmeyen-ışık-{index}" for index in range(60)]
@@ -90,6 +92,7 @@ def test_sigterm_rejects_queued_checks(
                 for index, name in enumerate(names)
             ]
             time.sleep(1.0)
+
             started = time.monotonic()
             assert server.process is not None
             for number in signals:
@@ -97,6 +100,7 @@ def test_sigterm_rejects_queued_checks(
                 time.sleep(0.05)
             assert server.process.wait(timeout=15) == 0
             stopped_in = time.monotonic() - started
+
             responses = []
             for reply in replies:
                 # A connection the server had not accepted before its listener closed is refused
@@ -106,6 +110,7 @@ def test_sigterm_rejects_queued_checks(
     finally:
         if server.process is not None and server.process.poll() is None:
             server.stop(signal.SIGKILL)
+
     assert stopped_in < 3
     assert len(responses) >= 40
     reasons = Counter(
@@ -113,6 +118,7 @@ def test_sigterm_rejects_queued_checks(
     )
     assert set(reasons) <= {(200, "invalid_credentials"), (200, "directory_unavailable")}, reasons
     assert reasons[(200, "directory_unavailable")] > 0
+
     log = server.log()
     assert "Traceback" not in log
     assert "directory unavailable application=portal" in log
