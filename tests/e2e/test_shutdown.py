@@ -129,3 +129,35 @@ def test_sigterm_rejects_queued_checks(
                 "SELECT count(*) FROM rate_events WHERE kind = 'fail_user'"
             ).fetchone()
         assert counted == reasons[(200, "invalid_credentials")]
+
+
+def _hash_workers(parent: int) -> list[int]:
+    """Return the pids of `parent`'s children that run the password hashing worker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text(encoding="utf-8")
+            command = (entry / "cmdline").read_bytes()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"hash_worker" in command:
+                found.append(int(entry.name))
+    return found
+
+
+def test_sigterm_ends_hash_workers(server: Server) -> None:
+    assert server.process is not None
+    workers = _hash_workers(server.process.pid)
+    assert len(workers) >= 1
+    enroll_device(server, "ayşe", "Telefon")
+    api = Api(server, "portal")
+    assert api.login("ayşe", "yanlış-parola").json()["reason"] == "invalid_credentials"
+    assert api.login("ayşe", PASSWORD).json()["status"] == "pending"
+
+    assert server.stop() == 0
+
+    assert _hash_workers(server.process.pid) == []
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    assert "password hashing workers started" in server.log()
+    assert "password hashing workers stopped" in server.log()
+    assert "Traceback" not in server.log()

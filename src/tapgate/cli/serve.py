@@ -92,7 +92,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _serve(settings: object, listener: socket.socket) -> None:
     from tapgate.api.app import create_server_app
     from tapgate.bootstrap import create_embedded_defaults
-    from tapgate.directory.passwords import stop_password_checks
+    from tapgate.directory.passwords import (
+        start_hash_pool,
+        stop_hash_pool,
+        stop_password_checks,
+    )
     from tapgate.runtime import Runtime
     from tapgate.settings import Settings
 
@@ -146,11 +150,14 @@ async def _serve(settings: object, listener: socket.socket) -> None:
     server = _GracefulServer(config, on_signal=stop)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
+    await start_hash_pool()
     try:
         await server.serve(sockets=[listener])
     finally:
         if radius_server is not None:
             await radius_server.stop()
+        # After the last request, so that no password check loses its worker.
+        await stop_hash_pool()
         if lock is not None:
             lock.close()
     if not server.started:

@@ -1,19 +1,24 @@
 """Argon2id password hashing off the event loop, with a cap on hashes running at once.
 
 One hash takes about 0.4 s with argon2-cffi's defaults, so hashing on the event loop would stall
-every other request; too many in parallel would exhaust memory (64 MiB each).
+every other request; too many in parallel would exhaust memory (64 MiB each). `tapgate serve`
+hashes in child processes (`HashPool`); everything else, such as the CLI, on threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from tapgate.directory.hash_pool import HashPool
 from tapgate.errors import DirectoryUnavailable
 from tapgate.secret import Secret
+
+log = logging.getLogger("tapgate.passwords")
 
 
 def _make_hasher() -> PasswordHasher:
@@ -39,6 +44,8 @@ def hash_slots(cores: int, memory_cost_kib: int) -> int:
 _hasher = _make_hasher()
 _MAX_CONCURRENT_HASHES = hash_slots(os.cpu_count() or 2, _hasher.memory_cost)
 _semaphore: asyncio.Semaphore | None = None
+# Set by `start_hash_pool` while `tapgate serve` runs.
+_pool: HashPool | None = None
 # Set by `stop_password_checks` when the server shuts down.
 _stopping = False
 # Verified against when a user is unknown, so that unknown users cost the same time; made on
@@ -60,8 +67,37 @@ def _gate() -> asyncio.Semaphore:
     return _semaphore
 
 
+async def start_hash_pool() -> HashPool | None:
+    """Start one hashing child process a core and use them from now on.
+
+    Returns None, and hashing stays on threads, when a child cannot start.
+    """
+    global _pool
+    pool = HashPool(
+        os.cpu_count() or 1, _hasher.time_cost, _hasher.memory_cost, _hasher.parallelism
+    )
+    try:
+        await pool.start()
+    except DirectoryUnavailable as exc:
+        await pool.close()
+        log.warning("password hashing stays on threads error=%s", exc)
+        return None
+    _pool = pool
+    return pool
+
+
+async def stop_hash_pool() -> None:
+    """End the child processes of `start_hash_pool`; later hashes run on threads again."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        await pool.close()
+
+
 async def hash_password(password: Secret) -> str:
     async with _gate():
+        if _pool is not None:
+            return await _pool.hash(password)
         return await asyncio.to_thread(_hasher.hash, password.reveal())
 
 
@@ -80,6 +116,8 @@ async def verify_password(stored: str | None, password: Secret) -> bool:
     async with _gate():
         if _stopping:
             raise DirectoryUnavailable("the server is shutting down; the password was not checked")
+        if _pool is not None:
+            return await _pool.verify(stored, password)
         return await asyncio.to_thread(_verify, stored, password.reveal())
 
 
