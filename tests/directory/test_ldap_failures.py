@@ -203,3 +203,27 @@ async def test_certificate_for_other_host_rejected(
     with caplog.at_level(logging.WARNING), pytest.raises(DirectoryUnavailable):
         await profile.find_user("ikaya")
     assert "IP address mismatch" in caplog.text
+
+
+async def test_unknown_user_check_binds(
+    make_profile: ProfileFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    profile = make_profile()
+    caplog.set_level(logging.INFO)
+
+    await profile.check_unknown_user(Secret("İrem-Parola1"))
+    await profile.check_unknown_user(Secret(""))
+
+    assert "rejected the bind" not in caplog.text
+    assert "should not exist" not in caplog.text
+    assert "İrem-Parola1" not in caplog.text
+    assert no_tracebacks(caplog)
+
+
+async def test_unknown_user_check_fails_closed(make_profile: ProfileFactory) -> None:
+    profile = make_profile([f"ldap://127.0.0.1:{free_port()}"])
+
+    with pytest.raises(DirectoryUnavailable, match="corp"):
+        await profile.check_unknown_user(Secret("İrem-Parola1"))
+    # An empty password binds nowhere, as for a known user.
+    await profile.check_unknown_user(Secret(""))

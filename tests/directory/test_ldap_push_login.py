@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from ldap_server import BASE_DN, SERVICE_DN, SERVICE_PASSWORD, Certificates, Slapd
 from tests.support import Api, Server
 
@@ -37,13 +40,17 @@ applications:
 """
 
 
-@pytest.fixture
+@pytest.fixture(params=["fast"])
 def ldap_server(
-    tmp_path: Path, db_url: str, slapd: Slapd, certificates: Certificates
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    db_url: str,
+    slapd: Slapd,
+    certificates: Certificates,
 ) -> Iterator[Server]:
     password_file = tmp_path / "bind.pw"
     password_file.write_text(SERVICE_PASSWORD, encoding="utf-8")
-    server = Server(tmp_path, db_url)
+    server = Server(tmp_path, db_url, password_hash=request.param)
     server.start()
     server.apply(objects(slapd.ldap_url, certificates, password_file))
     yield server
@@ -111,3 +118,28 @@ def test_directory_down_fails_closed(
     finally:
         server.stop()
     assert "Traceback" not in server.log()
+
+
+def _median_login_seconds(api: Api, username: str, password: str) -> float:
+    seconds = []
+    for _ in range(3):
+        started = time.monotonic()
+        assert api.login(username, password).json()["reason"] == "invalid_credentials"
+        seconds.append(time.monotonic() - started)
+    return statistics.median(seconds)
+
+
+@pytest.mark.parametrize("ldap_server", ["default"], indirect=True)
+def test_ldap_unknown_name_costs_a_bind(ldap_server: Server) -> None:
+    """An unknown name costs about what a known name's wrong password does: a bind, not the
+    production password hash, which would tell the two apart."""
+    api = Api(ldap_server, "portal")
+    started = time.monotonic()
+    PasswordHasher().hash("Parola-2026!")
+    one_hash = time.monotonic() - started
+
+    known = _median_login_seconds(api, "gmoser", "yanlış-parola")
+    unknown = _median_login_seconds(api, "böyle-biri-yok", "yanlış-parola")
+
+    assert unknown < one_hash / 2
+    assert unknown < known + one_hash / 2

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from argon2 import PasswordHasher
 
+from tapgate.directory import hash_pool, passwords
 from tapgate.directory.hash_pool import HashPool
 from tapgate.directory.hash_worker import answer
 from tapgate.errors import DirectoryUnavailable
@@ -152,3 +153,41 @@ def test_worker_rejects_malformed_request(line: str, message: str) -> None:
     assert reply[0] == "error"
     assert message in reply[1]
     assert "gizli" not in json.dumps(reply)
+
+
+async def test_pool_kills_stuck_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hash_pool, "_REPLY_SECONDS", 0.5)
+    pool = HashPool(1, 1, 1024, 1)
+    await pool.start()
+    stored = _CHEAP.hash(PASSWORD)
+    stuck = pool._workers[0]
+    assert stuck.pid is not None
+
+    os.kill(stuck.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(DirectoryUnavailable, match="timed out"):
+            await pool.verify(stored, Secret(PASSWORD))
+        await asyncio.wait_for(stuck.exited, 5)
+
+        assert await pool.verify(stored, Secret(PASSWORD)) is True
+        assert stuck not in pool._workers
+    finally:
+        await pool.close()
+
+
+async def test_pool_start_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hash_pool.sys, "executable", "/nonexistent/python3")
+    pool = HashPool(2, 1, 1024, 1)
+
+    with pytest.raises(DirectoryUnavailable, match="did not start"):
+        await pool.start()
+    await pool.close()
+
+
+async def test_failed_pool_keeps_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hash_pool.sys, "executable", "/nonexistent/python3")
+    monkeypatch.setattr(passwords, "_pool", None)
+
+    assert await passwords.start_hash_pool() is None
+    assert passwords._pool is None
+    assert await passwords.verify_password(_CHEAP.hash("ğ"), Secret("ğ")) is True

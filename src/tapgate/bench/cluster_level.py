@@ -29,7 +29,7 @@ from tapgate.bench.driver import (
     start_login,
 )
 from tapgate.bench.httpclient import Connection, HttpError
-from tapgate.bench.server import machine_busy_seconds, sample_process
+from tapgate.bench.server import machine_busy_seconds, sample_server
 from tapgate.bench.stats import LoginSample, level_from_samples, summarize
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,14 @@ async def measure_level(
 
     await asyncio.sleep(max(0.0, run.measure_from - time.monotonic()))
     postgres_before = await backends.cpu_seconds()
-    nodes_before = [sample_process(pid) for pid in node_pids]
+    nodes_before = [sample_server(pid) for pid in node_pids]
     own_before = _own_cpu_seconds()
     machine_before = machine_busy_seconds()
     peak_rss = sum(sample.rss_bytes for sample in nodes_before)
     while (remaining := run.deadline - time.monotonic()) > 0:
         await asyncio.sleep(min(_RSS_SAMPLE_SECONDS, remaining))
-        peak_rss = max(peak_rss, sum(sample_process(pid).rss_bytes for pid in node_pids))
-    nodes_after = [sample_process(pid) for pid in node_pids]
+        peak_rss = max(peak_rss, sum(sample_server(pid).rss_bytes for pid in node_pids))
+    nodes_after = [sample_server(pid) for pid in node_pids]
     own_after = _own_cpu_seconds()
     machine_after = machine_busy_seconds()
     postgres_after = await backends.cpu_seconds()

@@ -23,7 +23,7 @@ from typing import Any
 from tapgate.bench.devices import HOLD, Rendezvous
 from tapgate.bench.httpclient import Connection, HttpError
 from tapgate.bench.provision import PASSWORD, BenchDevice
-from tapgate.bench.server import machine_busy_seconds, sample_process
+from tapgate.bench.server import machine_busy_seconds, sample_process, sample_server
 from tapgate.bench.stats import LevelResult, LoginSample, level_from_samples
 
 log = logging.getLogger(__name__)
@@ -194,15 +194,15 @@ async def run_level(
 
     workers = [asyncio.create_task(staggered(i)) for i in range(plan.concurrency)]
     await asyncio.sleep(max(0.0, run.measure_from - time.monotonic()))
-    server_before = sample_process(server_pid)
+    server_before = sample_server(server_pid)
     directory_before = sample_process(directory_pid).cpu_seconds if directory_pid else 0.0
     own_before = _own_cpu_seconds()
     machine_before = machine_busy_seconds()
     peak_rss = server_before.rss_bytes
     while (remaining := run.deadline - time.monotonic()) > 0:
         await asyncio.sleep(min(_RSS_SAMPLE_SECONDS, remaining))
-        peak_rss = max(peak_rss, sample_process(server_pid).rss_bytes)
-    server_after = sample_process(server_pid)
+        peak_rss = max(peak_rss, sample_server(server_pid).rss_bytes)
+    server_after = sample_server(server_pid)
     directory_after = sample_process(directory_pid).cpu_seconds if directory_pid else 0.0
     own_after = _own_cpu_seconds()
     machine_after = machine_busy_seconds()

@@ -23,7 +23,7 @@ from tapgate.bench.ldap_probe import measure_bind_search
 from tapgate.bench.provision import BenchDevice, BenchFiles, Provisioned, provision
 from tapgate.bench.radius_client import free_udp_port
 from tapgate.bench.radius_driver import radius_worker
-from tapgate.bench.server import ServerProcess, free_port, sample_process
+from tapgate.bench.server import ServerProcess, free_port, sample_server
 from tapgate.bench.slapd import Slapd
 from tapgate.bench.stats import LevelResult
 
@@ -298,9 +298,9 @@ async def run_scale(options: BenchOptions, scale: ScaleOptions) -> dict[str, Any
         pid = session.server.pid
         devices = session.provisioned.devices[: scale.connected]
 
-        before = sample_process(pid)
+        before = sample_server(pid)
         seconds = await session.fleet.connect(devices, _CONNECT_PARALLEL)
-        connected = sample_process(pid)
+        connected = sample_server(pid)
         result.update(
             devices_connected=session.fleet.counters.connected,
             connect_seconds=round(seconds, 1),
@@ -314,7 +314,7 @@ async def run_scale(options: BenchOptions, scale: ScaleOptions) -> dict[str, Any
         held, failures = await hold_logins(
             devices[: scale.pending], session.application, session.rendezvous, parallel=50
         )
-        pending = sample_process(pid)
+        pending = sample_server(pid)
         result.update(
             pending_transactions=held,
             pending_failures=failures,
@@ -332,7 +332,7 @@ async def run_scale(options: BenchOptions, scale: ScaleOptions) -> dict[str, Any
         )
         level.notes = f"{len(devices)} devices connected, {held} transactions pending"
         result["latency_while_held"] = level.as_dict()
-        result["server_peak_rss_mib"] = round(sample_process(pid).peak_rss_bytes / 2**20, 1)
+        result["server_peak_rss_mib"] = round(sample_server(pid).peak_rss_bytes / 2**20, 1)
     finally:
         await session.close()
     return result

@@ -60,6 +60,36 @@ def sample_process(pid: int) -> ProcessSample:
     return ProcessSample(cpu, rss, peak)
 
 
+def child_pids(pid: int) -> list[int]:
+    """Return the pids of `pid`'s children (/proc/PID/task/TID/children, Linux 3.5 and later)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        # A thread that ended after the listing has no file any more.
+        with contextlib.suppress(OSError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+def sample_server(pid: int) -> ProcessSample:
+    """Sample `tapgate serve` with its children, the password hashing workers, as one.
+
+    Their CPU is the server's work, and their memory the server's footprint. The peak is the
+    sum of each process's own peak, so it may exceed what they held at any one instant.
+    """
+    total = sample_process(pid)
+    for child in child_pids(pid):
+        try:
+            sample = sample_process(child)
+        except FileNotFoundError:
+            continue  # a worker that was replaced in between
+        total = ProcessSample(
+            total.cpu_seconds + sample.cpu_seconds,
+            total.rss_bytes + sample.rss_bytes,
+            total.peak_rss_bytes + sample.peak_rss_bytes,
+        )
+    return total
+
+
 def machine_busy_seconds() -> float:
     """Return the CPU seconds all cores spent outside idle and I/O wait since boot
     (/proc/stat), so a level can tell how much CPU other processes took."""

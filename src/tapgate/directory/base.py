@@ -69,4 +69,12 @@ class AuthProfile(Protocol):
         """Return the reason the account may not log in (disabled, expired), or None."""
         ...
 
+    async def check_unknown_user(self, password: Secret) -> None:
+        """Spend about the time a wrong password of a known user costs, and check nothing.
+
+        Called when no auth profile finds the name, so that timing does not tell which names
+        exist.
+        """
+        ...
+
     async def close(self) -> None: ...

@@ -8,7 +8,7 @@ threads and 789 with this pool. The standard library's `ProcessPoolExecutor` wou
 thread of the server, which needs the GIL in the same way. Here the event loop reads the
 children's pipes itself.
 
-Each child runs `tapgate.directory.hash_worker`, which answers one JSON line a request, in
+Each child runs `tapgate.directory.hash_worker`, which writes one JSON reply line a request, in
 order. Requests may queue in a child's pipe, so a child never waits for the server between two
 hashes. A child that exits fails its queued requests with `DirectoryUnavailable`, and the next
 request starts a new one.
@@ -33,6 +33,9 @@ log = logging.getLogger("tapgate.hash_pool")
 # a second; far longer means the child cannot start.
 _START_SECONDS = 30.0
 _CLOSE_SECONDS = 5.0
+# A check takes well under a second even with the production profile and a full queue (the
+# callers' gate admits a few a core), so a child silent this long is stuck.
+_REPLY_SECONDS = 60.0
 
 
 class _Worker(asyncio.SubprocessProtocol):
@@ -146,28 +149,24 @@ class HashPool:
     async def close(self) -> None:
         """End every child: close its stdin, then kill it if it has not exited in 5 s."""
         self._closed = True
-        for worker in self._workers:
-            if worker.transport is None or worker.exited.done():
-                continue
-            stdin = worker.transport.get_pipe_transport(0)
-            if stdin is not None:
-                stdin.close()
-        for worker in self._workers:
-            if worker.transport is None:
-                continue
-            try:
-                await asyncio.wait_for(asyncio.shield(worker.exited), _CLOSE_SECONDS)
-            except TimeoutError:
-                log.warning("password hashing worker did not exit; killing it pid=%s", worker.pid)
-                worker.transport.kill()
-                await worker.exited
-            worker.transport.close()
-        log.info("password hashing workers stopped count=%d", len(self._workers))
-        self._workers = []
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(_end(worker) for worker in workers))
+        log.info("password hashing workers stopped count=%d", len(workers))
 
     async def _request(self, request: list[Any]) -> list[Any]:
         worker = await self._least_busy()
-        reply = await worker.send(request)
+        try:
+            reply_future = worker.send(request)
+        except (OSError, RuntimeError) as exc:  # the pipe closed as the child exited
+            log.warning("password hashing worker pipe failed pid=%s error=%s", worker.pid, exc)
+            raise DirectoryUnavailable(f"the password hashing worker failed: {exc}") from exc
+        timer = asyncio.get_running_loop().call_later(
+            _REPLY_SECONDS, _time_out, worker, reply_future
+        )
+        try:
+            reply = await reply_future
+        finally:
+            timer.cancel()
         if not isinstance(reply, list) or len(reply) != 2:
             raise DirectoryUnavailable("the password hashing worker sent an invalid reply")
         return reply
@@ -181,25 +180,25 @@ class HashPool:
         return min(live, key=lambda worker: len(worker.waiting))
 
     async def _replace_exited(self) -> _Worker:
-        # One start at a time: requests that find a child missing wait for the same start.
-        if self._starting is None:
-            self._starting = asyncio.ensure_future(self._spawn())
-        starting = self._starting
-        try:
-            worker = await asyncio.shield(starting)
-        finally:
-            if self._starting is starting and starting.done():
-                self._starting = None
-        if worker not in self._workers:
-            exited = [old for old in self._workers if not old.alive and old.ready.done()]
-            for old in exited:
-                self._workers.remove(old)
-                if old.transport is not None:
-                    old.transport.close()
-            self._workers.append(worker)
-            log.warning(
-                "password hashing worker replaced pid=%s replaced=%d", worker.pid, len(exited)
-            )
+        # One start at a time: requests that find a child missing wait for the same start. The
+        # start runs as a task of its own, so a cancelled request does not orphan its child.
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.ensure_future(self._start_replacement())
+            self._starting.add_done_callback(_consume_error)
+        return await asyncio.shield(self._starting)
+
+    async def _start_replacement(self) -> _Worker:
+        worker = await self._spawn()
+        if self._closed:
+            await _end(worker)
+            raise DirectoryUnavailable("the password hashing workers are stopped")
+        exited = [old for old in self._workers if not old.alive]
+        for old in exited:
+            self._workers.remove(old)
+            if old.transport is not None:
+                old.transport.close()
+        self._workers.append(worker)
+        log.warning("password hashing worker replaced pid=%s replaced=%d", worker.pid, len(exited))
         return worker
 
     async def _spawn(self) -> _Worker:
@@ -227,4 +226,44 @@ class HashPool:
             raise DirectoryUnavailable(
                 f"the password hashing worker did not start within {_START_SECONDS:.0f} s"
             ) from None
+        except DirectoryUnavailable as exc:
+            log.error("password hashing worker did not start pid=%s error=%s", worker.pid, exc)
+            raise
         return worker
+
+
+def _time_out(worker: _Worker, reply: asyncio.Future[Any]) -> None:
+    """Fail a request that a child did not reply to in time, and kill the child as stuck."""
+    if reply.done():
+        return
+    log.error(
+        "password hashing worker did not reply within %.0f s; killing it pid=%s",
+        _REPLY_SECONDS,
+        worker.pid,
+    )
+    reply.set_exception(
+        DirectoryUnavailable(f"the password check timed out after {_REPLY_SECONDS:.0f} s")
+    )
+    if worker.transport is not None and not worker.exited.done():
+        worker.transport.kill()
+
+
+def _consume_error(task: asyncio.Future[Any]) -> None:
+    # Every request that waited on the start has raised its error already.
+    if not task.cancelled():
+        task.exception()
+
+
+async def _end(worker: _Worker) -> None:
+    if worker.transport is None:
+        return
+    stdin = worker.transport.get_pipe_transport(0)
+    if stdin is not None:
+        stdin.close()
+    try:
+        await asyncio.wait_for(asyncio.shield(worker.exited), _CLOSE_SECONDS)
+    except TimeoutError:
+        log.warning("password hashing worker did not exit; killing it pid=%s", worker.pid)
+        worker.transport.kill()
+        await worker.exited
+    worker.transport.close()

@@ -147,6 +147,11 @@ class LocalAuthProfile:
             return INVALID_CREDENTIALS
         return None
 
+    async def check_unknown_user(self, password: Secret) -> None:
+        """Hash `password` against nothing, as a wrong password of a known user does."""
+        if password:
+            await verify_password(None, password)
+
     async def account_problem(self, user: DirectoryUser, now: datetime) -> str | None:
         current = await self._current(user)
         if current is None or current.disabled:

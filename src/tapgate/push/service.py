@@ -264,12 +264,13 @@ class LoginService:
 
         if user is None:
             if require_password:
-                # Spend the same time as a wrong password, so timing does not reveal the name.
+                # Spend the time of a wrong password in the first auth profile of the chain,
+                # so that timing does not reveal the name.
                 try:
-                    await verify_password(None, request.password or Secret(""))
+                    await self._check_unknown_user(snapshot, order, request.password)
                 except DirectoryUnavailable as exc:
-                    # The shutdown began while this check waited for a hashing slot, which gives
-                    # a known local name waiting there the same reply.
+                    # The directory is down, or the shutdown began while this check waited for
+                    # a hashing slot. A known name gets the same reply in both cases.
                     await self._release(reservation)
                     log.warning(
                         "directory unavailable application=%s error=%s", request.application, exc
@@ -319,6 +320,16 @@ class LoginService:
         return FirstFactorPassed(
             user, require_password, reservation or [], user_key, request.client_ip
         )
+
+    async def _check_unknown_user(
+        self, snapshot: Snapshot, order: list[str], password: Secret | None
+    ) -> None:
+        for name in order:
+            profile = snapshot.auth_profiles.get(name)
+            if profile is not None:
+                await profile.check_unknown_user(password or Secret(""))
+                return
+        await verify_password(None, password or Secret(""))
 
     async def _record_first_factor(
         self, rows: Statements, request: LoginRequest, passed: FirstFactorPassed

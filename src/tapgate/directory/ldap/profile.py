@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -84,6 +85,16 @@ class LdapAuthProfile:
                 return INVALID_CREDENTIALS
             dns = found.attribute(DN_ATTRIBUTE)
         return await self._run(self._verify_password, dns[0], password)
+
+    async def check_unknown_user(self, password: Secret) -> None:
+        """Bind with `password` as an entry that does not exist, as a wrong password would bind.
+
+        A known user's wrong password costs one bind, a round trip to the directory. Hashing
+        here instead, as the local auth profile does, would take far longer with the production
+        hash and so tell which names exist.
+        """
+        if password:
+            await self._run(self._bind_as_nobody, password)
 
     async def account_problem(self, user: DirectoryUser, now: datetime) -> str | None:
         """Return account_disabled, account_locked or account_expired from the entry, or None."""
@@ -172,6 +183,21 @@ class LdapAuthProfile:
         nested = nested_groups(connection, self.settings, entry.dn, self._active_directory)
         groups = merge_groups(user.attribute("memberof"), nested)
         return dataclasses.replace(user, attributes={**user.attributes, "memberof": groups})
+
+    def _bind_as_nobody(self, password: Secret, deadline: float) -> None:
+        # A random name, so that no entry, and so no account lockout counter, can match it.
+        dn = f"cn=tapgate-no-such-user-{uuid.uuid4().hex},{self.settings.base_dn}"
+        connection, url = self._connector.bind(dn, password, deadline)
+        result = dict(connection.result)
+        close_quietly(connection)
+        if account.bind_rejection(result) is None:
+            logger.warning(
+                "auth profile %s: server %s accepted a bind as the entry %s, which should not "
+                "exist; unauthenticated binds may be allowed there",
+                self.name,
+                url,
+                dn,
+            )
 
     def _verify_password(self, dn: str, password: Secret, deadline: float) -> str | None:
         controls = [(account.PPOLICY_CONTROL, False, None)]
