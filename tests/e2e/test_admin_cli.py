@@ -289,6 +289,28 @@ def test_audit_user_matches_like_login(server: Server) -> None:
     assert server.cli_json("audit", "--user", "ismet", "--json") == []
 
 
+def test_audit_links_login_records(server: Server) -> None:
+    """Each record of one login carries its transaction id, from login_started on."""
+    enroll_device(server, "ayşe")
+    api = Api(server, "portal")
+    pushed = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    rejected = api.login("ayşe", "yanlış-parola").json()
+    unknown = api.login("kimse-yok", PASSWORD).json()
+
+    records = server.cli_json("audit", "--json")
+    events = {}
+    for transaction_id in (pushed, rejected["transaction_id"], unknown["transaction_id"]):
+        events[transaction_id] = [
+            r["event"] for r in records if r["transaction_id"] == transaction_id
+        ]
+
+    assert events[pushed] == ["login_started", "first_factor", "push_sent"]
+    assert events[rejected["transaction_id"]] == ["login_started", "first_factor"]
+    assert events[unknown["transaction_id"]] == ["login_started", "first_factor"]
+    assert rejected["reason"] == "invalid_credentials"
+    assert unknown["reason"] == "invalid_credentials"
+
+
 @pytest.mark.parametrize(
     ("options", "stdin", "expected"),
     [

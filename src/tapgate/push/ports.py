@@ -6,10 +6,11 @@ protocol; they never touch storage or policies themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from tapgate.push.challenge import new_transaction_id
 from tapgate.secret import Secret
 
 PENDING = "pending"
@@ -38,6 +39,9 @@ class LoginRequest:
     # Set by front doors whose clients retransmit (RADIUS): the same key on any node joins the
     # login the first copy started instead of starting another.
     request_key: str | None = None
+    # The id of the transaction this attempt creates, known from the start so that every audit
+    # record of the attempt carries it, `login_started` included.
+    transaction_id: str = field(default_factory=new_transaction_id)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from tapgate.objects.runtime import ObjectCache, Snapshot
 from tapgate.objects.specs import PushProfileSpec
 from tapgate.policy.selection import auth_profile_order, select_method
 from tapgate.push import joins, pending, ratelimit
-from tapgate.push.challenge import new_digits, new_nonce, new_transaction_id
+from tapgate.push.challenge import new_digits, new_nonce
 from tapgate.push.events import EventBus
 from tapgate.push.fanout import Fanout
 from tapgate.push.ports import PENDING, REJECTED, LoginRequest, LoginStatus
@@ -208,6 +208,7 @@ class LoginService:
                 "login_started",
                 username=request.username,
                 application=request.application,
+                transaction_id=request.transaction_id,
                 source_ip=request.client_ip,
                 details={"source": request.source},
             )
@@ -345,6 +346,7 @@ class LoginService:
             username=user.username,
             auth_profile=user.auth_profile,
             application=request.application,
+            transaction_id=request.transaction_id,
             outcome="success",
             source_ip=passed.source_ip,
             details={"password_checked": passed.require_password},
@@ -392,7 +394,7 @@ class LoginService:
     ) -> LoginStatus:
         now = self.clock.now()
         user = rejection.user
-        transaction_id = new_transaction_id()
+        transaction_id = request.transaction_id
         async with self.database.write() as session:
             session.add(
                 TransactionRow(
@@ -491,7 +493,7 @@ class LoginService:
         user_key = f"{user.auth_profile}:{user.user_id}"
         number = new_digits(profile.number_digits) if profile.verification == "number" else None
         values: dict[str, Any] = {
-            "id": new_transaction_id(),
+            "id": request.transaction_id,
             "application": request.application,
             "auth_profile": user.auth_profile,
             "user_id": user.user_id,
