@@ -122,3 +122,29 @@ async def test_checks_rejected_at_shutdown(
     records = json.loads(listing.stdout)
     assert [(r["outcome"], r["reason"]) for r in records] == [("rejected", DIRECTORY_UNAVAILABLE)]
     assert _failed_password_counters(server) == 0
+
+
+async def test_console_limit_hides_names(server: Server, runtime: Runtime) -> None:
+    """Wrong passwords reach rate_limited after the same count for a real administrator and
+    for a name that does not exist, so the reply does not tell which names exist."""
+    # In its own process: the CLI runs an event loop of its own.
+    server.cli(
+        "admin",
+        "create",
+        "yonetici",
+        "--password-stdin",
+        stdin="Yönetici-Parola-2026\n",
+        process=True,
+    )
+    replies: dict[str, list[str | None]] = {}
+    for index, name in enumerate(("yonetici", "böyle-yönetici-yok")):
+        replies[name] = []
+        for attempt in range(7):
+            _, reason = await _check_password(
+                runtime, name, Secret(f"yanlış-{attempt}"), f"85.105.2.{index}"
+            )
+            replies[name].append(reason)
+
+    expected = ["invalid_credentials"] * 5 + ["rate_limited"] * 2
+    assert replies["yonetici"] == expected
+    assert replies["böyle-yönetici-yok"] == expected

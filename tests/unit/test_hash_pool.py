@@ -191,3 +191,9 @@ async def test_failed_pool_keeps_threads(monkeypatch: pytest.MonkeyPatch) -> Non
     assert await passwords.start_hash_pool() is None
     assert passwords._pool is None
     assert await passwords.verify_password(_CHEAP.hash("ğ"), Secret("ğ")) is True
+
+
+async def test_empty_stored_hash_fails(pool: HashPool) -> None:
+    """An empty stored hash is invalid; it must not verify against the timing hash."""
+    assert await pool.verify("", Secret("tapgate-timing-equalizer")) is False
+    assert await passwords.verify_password("", Secret("tapgate-timing-equalizer")) is False

@@ -174,9 +174,12 @@ class HashPool:
     async def _least_busy(self) -> _Worker:
         if self._closed:
             raise DirectoryUnavailable("the password hashing workers are stopped")
+        if sum(worker.alive for worker in self._workers) < self._size:
+            await self._replace_exited()
+        # Read after the wait, in which another child may have exited.
         live = [worker for worker in self._workers if worker.alive]
-        if len(live) < self._size:
-            live.append(await self._replace_exited())
+        if not live:
+            raise DirectoryUnavailable("no password hashing worker is running")
         return min(live, key=lambda worker: len(worker.waiting))
 
     async def _replace_exited(self) -> _Worker:

@@ -26,7 +26,11 @@ _NICENESS = 10
 
 def _check(hasher: PasswordHasher, timing_hash: str, stored: str | None, password: str) -> bool:
     try:
-        return hasher.verify(stored or timing_hash, password) and stored is not None
+        # Only a missing hash is replaced: an empty one must fail as invalid, not verify
+        # against the timing hash, whose password is in this file.
+        return hasher.verify(timing_hash if stored is None else stored, password) and (
+            stored is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     except UnicodeEncodeError:

@@ -103,7 +103,10 @@ async def hash_password(password: Secret) -> str:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _timing_hash(), password) and stored is not None
+        # An empty stored hash fails as invalid instead of verifying against the timing hash.
+        return _hasher.verify(_timing_hash() if stored is None else stored, password) and (
+            stored is not None
+        )
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -68,6 +68,8 @@ CONSOLE_PUSH_PROFILE = PushProfileSpec(
     rate_limit_window=600,
 )
 _ENROLLMENT_KEY = "admin_enrollment"
+# Rate-limit keys hold at most 320 characters; longer typed names share a counter.
+_NAME_KEY_CHARACTERS = 256
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,14 @@ async def _check_password(
         ):
             return None, "rate_limited"
         admin = (await session.scalars(select(AdminRow).where(AdminRow.name == name))).first()
-        user_key = f"{ADMIN_AUTH_PROFILE}:{admin.id}" if admin else None
-        if user_key and await ratelimit.over_limit(
+        # Unknown names get a counter of their own too, so `rate_limited` cannot tell which
+        # administrator names exist.
+        user_key = (
+            f"{ADMIN_AUTH_PROFILE}:{admin.id}"
+            if admin
+            else f"{ADMIN_AUTH_PROFILE}:unknown:{name[:_NAME_KEY_CHARACTERS]}"
+        )
+        if await ratelimit.over_limit(
             session, ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES, now
         ):
             return None, "rate_limited"
@@ -135,8 +143,7 @@ async def _check_password(
     if not right or admin is None:
         async with runtime.database.write() as session:
             ratelimit.add_event(session, ratelimit.FAILED_SOURCE, source_key, now)
-            if user_key:
-                ratelimit.add_event(session, ratelimit.FAILED_USER, user_key, now)
+            ratelimit.add_event(session, ratelimit.FAILED_USER, user_key, now)
             await _audit_rejection(session, name, INVALID_CREDENTIALS, source_ip)
         return None, INVALID_CREDENTIALS
 
