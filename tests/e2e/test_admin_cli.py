@@ -259,9 +259,12 @@ def test_policy_explain_text_without_method(server: Server) -> None:
 def test_push_limit_audited_apart_from_first_factor(server: Server) -> None:
     enroll_device(server, "İsmail")
     api = Api(server, "portal")
-    reasons = [api.login("İsmail", PASSWORD).json().get("reason") for _ in range(11)]
+    replies = [api.login("İsmail", PASSWORD).json() for _ in range(11)]
+    reasons = [reply.get("reason") for reply in replies]
     assert reasons[:10] == [None] * 10
     assert reasons[10] == "rate_limited"
+    # The push limit's window is 10 minutes by default.
+    assert 9 * 60 < replies[10]["retry_after"] <= 10 * 60
     records = server.cli_json("audit", "--user", "İsmail", "--event", "login_rejected", "--json")
     assert [r["reason"] for r in records] == ["rate_limited"]
     assert records[0]["details"]["limit"] == "push_rate_limit"

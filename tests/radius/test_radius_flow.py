@@ -205,6 +205,24 @@ async def test_reject_after_failed_start(reason, language, message):
     assert reply.message == message
 
 
+@pytest.mark.parametrize(
+    ("language", "retry_after", "message"),
+    [
+        ("en", 61, "Too many login attempts. Try again in 2 min."),
+        ("tr", 840, "Çok fazla giriş denemesi yapıldı. 14 dakika sonra yeniden deneyin."),
+        ("tr", 1, "Çok fazla giriş denemesi yapıldı. 1 dakika sonra yeniden deneyin."),
+    ],
+)
+async def test_rate_limited_names_minutes(language, retry_after, message):
+    rejected = LoginStatus("t1", REJECTED, reason="rate_limited", retry_after=retry_after)
+    flow = RadiusFlow(FakeLogin(immediate=rejected))
+
+    reply = await flow.handle(make_client(language=language), request())
+
+    assert reply.code == ACCESS_REJECT
+    assert reply.message == message
+
+
 def test_every_reason_translated():
     for message in messages.BY_REASON.values():
         assert messages.translate("tr", message) != message

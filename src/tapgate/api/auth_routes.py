@@ -72,6 +72,8 @@ def status_body(status: LoginStatus, *, include_number: bool = False) -> dict[st
     body: dict[str, Any] = {"transaction_id": status.transaction_id, "status": status.status}
     if status.reason:
         body["reason"] = status.reason
+    if status.retry_after is not None:
+        body["retry_after"] = status.retry_after
     if status.expires_at and status.status == "pending":
         body["expires_at"] = status.expires_at.isoformat()
         body["delivered"] = status.delivered

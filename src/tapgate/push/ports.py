@@ -58,6 +58,9 @@ class LoginStatus:
     delivered: bool = False
     # The application the transaction belongs to, so an API client sees only its own.
     application: str | None = None
+    # With reason `rate_limited`: whole seconds until the limit that was reached admits a
+    # new attempt.
+    retry_after: int | None = None
 
     @property
     def final(self) -> bool:

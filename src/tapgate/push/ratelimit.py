@@ -99,6 +99,34 @@ async def reserve(
     return event_ids
 
 
+async def wait_for_room(
+    session: AsyncSession, checks: list[tuple[str, str, Limit]], now: datetime
+) -> timedelta | None:
+    """Return how long until every (kind, key, limit) admits one more event, or None when all do.
+
+    A sliding window admits again once enough of its oldest events have left it: with n events
+    in the window and a limit of c, the (n - c + 1)-th oldest event has to leave.
+    """
+    wait: timedelta | None = None
+    for kind, key, limit in checks:
+        times = list(
+            await session.scalars(
+                select(RateEventRow.at)
+                .where(
+                    RateEventRow.kind == kind,
+                    RateEventRow.key == key,
+                    RateEventRow.at > now - limit.window,
+                )
+                .order_by(RateEventRow.at)
+            )
+        )
+        if len(times) < limit.count:
+            continue
+        leaves = times[len(times) - limit.count] + limit.window - now
+        wait = leaves if wait is None else max(wait, leaves)
+    return wait
+
+
 async def release(session: Target, event_ids: list[int]) -> None:
     for event_id in event_ids:
         await run_in(session, _RELEASE, {"event_id": event_id})

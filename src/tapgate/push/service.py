@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from tapgate.audit import record_audit
 from tapgate.clock import Clock
@@ -55,6 +56,8 @@ MAX_CODE_ATTEMPTS = 5
 class Rejection:
     reason: str
     user: DirectoryUser | None = None
+    # For `rate_limited`: the limits that may have been reached, to tell when to retry.
+    limits: tuple[tuple[str, str, ratelimit.Limit], ...] = ()
 
 
 @dataclass
@@ -215,7 +218,10 @@ class LoginService:
             if await ratelimit.over_limit(
                 rows, ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES, now
             ):
-                return Rejection("rate_limited")
+                return Rejection(
+                    "rate_limited",
+                    limits=((ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES),),
+                )
 
         order = auth_profile_order(methods, snapshot.routes, list(snapshot.auth_profiles))
         user: DirectoryUser | None = None
@@ -240,17 +246,14 @@ class LoginService:
         )
         reservation: list[int] | None = []
         if require_password:
+            checks = (
+                (ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES),
+                (ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES),
+            )
             async with self.database.write_rows(pending) as rows:
-                reservation = await ratelimit.reserve(
-                    rows,
-                    [
-                        (ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES),
-                        (ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES),
-                    ],
-                    now,
-                )
+                reservation = await ratelimit.reserve(rows, list(checks), now)
             if reservation is None:
-                return Rejection("rate_limited", user)
+                return Rejection("rate_limited", user, limits=checks)
             if password_checks_stopped():
                 # From the first signal of a shutdown on, no auth profile checks a password, so
                 # known and unknown names, local or LDAP, get the same reply.
@@ -436,7 +439,26 @@ class LoginService:
             request.application,
             rejection.reason,
         )
-        return LoginStatus(transaction_id, REJECTED, reason=rejection.reason)
+        retry_after = await self._retry_after(rejection.limits, transaction_id)
+        return LoginStatus(
+            transaction_id, REJECTED, reason=rejection.reason, retry_after=retry_after
+        )
+
+    async def _retry_after(
+        self, limits: tuple[tuple[str, str, ratelimit.Limit], ...], transaction_id: str
+    ) -> int | None:
+        """Return whole seconds until the reached limits among `limits` admit an attempt."""
+        if not limits:
+            return None
+        try:
+            async with self.database.read() as session:
+                wait = await ratelimit.wait_for_room(session, list(limits), self.clock.now())
+        except SQLAlchemyError as exc:  # the rejection is still sent, without its retry time
+            log.warning("retry time unavailable transaction=%s error=%s", transaction_id, exc)
+            return None
+        if wait is None:
+            return None
+        return max(1, math.ceil(wait.total_seconds()))
 
     def _context(self, request: LoginRequest, now: Any) -> dict[str, Any]:
         return {
@@ -568,7 +590,12 @@ class LoginService:
         if rejection == "fraud_locked":
             return await self._reject(request, Rejection(rejection, user))
         if rejection is not None:
-            return await self._reject(request, Rejection(rejection, user), decided_by)
+            limits = (
+                ((ratelimit.PUSH_SENT, user_key, push_limit),)
+                if rejection == "rate_limited"
+                else ()
+            )
+            return await self._reject(request, Rejection(rejection, user, limits), decided_by)
 
         for old_id in canceled:
             if delivered:

@@ -235,7 +235,9 @@ class RadiusFlow:
         )
         if status.status == ports.APPROVED:
             return RadiusReply(ACCESS_ACCEPT)
-        text = messages.for_status(client.language, status.status, status.reason)
+        text = messages.for_status(
+            client.language, status.status, status.reason, status.retry_after
+        )
         return RadiusReply(ACCESS_REJECT, message=text)
 
     def _reject(self, client: RadiusClient, message: str) -> RadiusReply:

@@ -55,8 +55,18 @@ def translate(language: str, message: str, **values: str) -> str:
     return text.format(**values) if values else text
 
 
-def for_status(language: str, status: str, reason: str | None) -> str:
-    """Return the Reply-Message for a final status other than approved."""
+RATE_LIMITED_FOR = "Too many login attempts. Try again in {minutes} min."
+
+
+def for_status(
+    language: str, status: str, reason: str | None, retry_after: int | None = None
+) -> str:
+    """Return the Reply-Message for a final status other than approved.
+
+    With `retry_after` (seconds), a `rate_limited` rejection names the minutes to wait.
+    """
+    if status == ports.REJECTED and reason == "rate_limited" and retry_after is not None:
+        return translate(language, RATE_LIMITED_FOR, minutes=str(-(-retry_after // 60)))
     if status == ports.REJECTED:
         message = BY_REASON.get(reason or "", REJECTED)
     else:
