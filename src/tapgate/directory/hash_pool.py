@@ -126,7 +126,14 @@ class HashPool:
     async def start(self) -> None:
         """Start every child; raise `DirectoryUnavailable` when one cannot start."""
         missing = self._size - len(self._workers)
-        self._workers += await asyncio.gather(*(self._spawn() for _ in range(missing)))
+        started = await asyncio.gather(
+            *(self._spawn() for _ in range(missing)), return_exceptions=True
+        )
+        # Kept even when another failed, so that `close` ends them.
+        self._workers += [worker for worker in started if isinstance(worker, _Worker)]
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
         log.info(
             "password hashing workers started count=%d pids=%s",
             len(self._workers),
