@@ -9,6 +9,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from tapgate.i18n import LOCALE_DIR, gettext_for, pick_language, translations
+from tapgate.web.messages import rejection_message
 
 PICKS = [
     ("tr-TR,tr;q=0.9,en-US;q=0.8,en;q=0.7", "tr"),
@@ -108,3 +109,19 @@ def test_mo_compiled(po: Path) -> None:
 def test_mo_matches_po(po: Path) -> None:
     mo = po.with_suffix(".mo")
     assert mo_messages(mo) == po_messages(po), f"{mo} is stale: run pybabel compile"
+
+
+@pytest.mark.parametrize(
+    ("language", "retry_after", "expected"),
+    [
+        ("en", 845, "Too many attempts. Try again in 15 min."),
+        ("tr", 845, "Çok fazla deneme yapıldı. 15 dakika sonra yeniden deneyin."),
+        ("tr", None, "Çok fazla deneme yapıldı. Birkaç dakika bekleyip yeniden deneyin."),
+    ],
+)
+def test_rate_limited_page_names_minutes(
+    language: str, retry_after: int | None, expected: str
+) -> None:
+    page_gettext = translations(language, "web").gettext
+
+    assert rejection_message(page_gettext, "rate_limited", retry_after) == expected

@@ -196,7 +196,12 @@ async def sign_in(request: Request) -> Response:
             return_to=target.return_to,
         ).save(request)
         return RedirectResponse("/login/wait", status_code=303)
-    return _form_page(request, target, username=username, error=rejection_message(_, status.reason))
+    return _form_page(
+        request,
+        target,
+        username=username,
+        error=rejection_message(_, status.reason, status.retry_after),
+    )
 
 
 async def _complete_sso(

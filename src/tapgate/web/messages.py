@@ -46,8 +46,18 @@ STATUSES = {
 }
 
 
-def rejection_message(gettext: Callable[[str], str], reason: str | None) -> str:
-    """Return the translated text for a rejection `reason`, or a general one."""
+RATE_LIMITED_FOR = N_("Too many attempts. Try again in {minutes} min.")
+
+
+def rejection_message(
+    gettext: Callable[[str], str], reason: str | None, retry_after: int | None = None
+) -> str:
+    """Return the translated text for a rejection `reason`, or a general one.
+
+    With `retry_after` (seconds), a `rate_limited` rejection names the minutes to wait.
+    """
+    if reason == "rate_limited" and retry_after is not None:
+        return gettext(RATE_LIMITED_FOR).format(minutes=-(-retry_after // 60))
     text = REJECTIONS.get(reason or "")
     return gettext(text) if text else gettext("The sign-in was rejected.")
 

@@ -212,7 +212,10 @@ async def sign_in(request: Request) -> Response:
             return _see_other("/register/devices")
 
     return _sign_in_page(
-        request, application, username=username, error=rejection_message(_, status.reason)
+        request,
+        application,
+        username=username,
+        error=rejection_message(_, status.reason, status.retry_after),
     )
 
 
