@@ -55,6 +55,7 @@ class LdapAuthProfile:
         self._connector = Connector(settings)
         self._service = ServiceConnections(self._connector)
         self._active_directory: bool | None = None
+        self._nobody_bind_reported = False
         plain = [url for url in settings.servers if url.startswith("ldap://")]
         if plain and not settings.start_tls:
             logger.warning(
@@ -190,7 +191,9 @@ class LdapAuthProfile:
         connection, url = self._connector.bind(dn, password, deadline)
         result = dict(connection.result)
         close_quietly(connection)
-        if account.bind_rejection(result) is None:
+        if account.bind_rejection(result) is None and not self._nobody_bind_reported:
+            # Once a profile: the server answers every unknown name's bind the same way.
+            self._nobody_bind_reported = True
             logger.warning(
                 "auth profile %s: server %s accepted a bind as the entry %s, which should not "
                 "exist; unauthenticated binds may be allowed there",
