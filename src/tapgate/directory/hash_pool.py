@@ -9,9 +9,9 @@ thread of the server, which needs the GIL in the same way. Here the event loop r
 children's pipes itself.
 
 Each child runs `tapgate.directory.hash_worker`, which writes one JSON reply line a request, in
-order. Requests may queue in a child's pipe, so a child never waits for the server between two
-hashes. A child that exits fails its queued requests with `DirectoryUnavailable`, and the next
-request starts a new one.
+order. Requests may queue in a child's pipe, so a busy child can start its next hash without
+waiting for the server's next turn. A child that exits fails its queued requests with
+`DirectoryUnavailable`, and the next request starts a new one.
 """
 
 from __future__ import annotations

@@ -25,7 +25,13 @@ READY = "ready"
 _NICENESS = 10
 
 
-def _check(hasher: PasswordHasher, timing_hash: str, stored: str | None, password: str) -> bool:
+def check_password(
+    hasher: PasswordHasher, timing_hash: str, stored: str | None, password: str
+) -> bool:
+    """Return whether `password` matches `stored`; without `stored`, hash against `timing_hash`.
+
+    The server's threads use it as well, so both paths share these rules.
+    """
     try:
         # Only a missing hash is replaced: an empty one must fail as invalid, not verify
         # against the timing hash, whose password is in this file.
@@ -51,7 +57,7 @@ def answer(hasher: PasswordHasher, timing_hash: str, line: str) -> list[Any]:
     if operation == "verify" and len(request) == 3:
         stored, password = request[1], request[2]
         if (stored is None or isinstance(stored, str)) and isinstance(password, str):
-            return ["ok", _check(hasher, timing_hash, stored, password)]
+            return ["ok", check_password(hasher, timing_hash, stored, password)]
     elif operation == "hash" and len(request) == 2 and isinstance(request[1], str):
         return ["ok", hasher.hash(request[1])]
     # The request may carry a password, so the message names only the operation.

@@ -12,9 +12,9 @@ import logging
 import os
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from tapgate.directory.hash_pool import HashPool
+from tapgate.directory.hash_worker import check_password
 from tapgate.errors import DirectoryUnavailable
 from tapgate.secret import Secret
 
@@ -102,13 +102,9 @@ async def hash_password(password: Secret) -> str:
 
 
 def _verify(stored: str | None, password: str) -> bool:
-    try:
-        # An empty stored hash fails as invalid instead of verifying against the timing hash.
-        return _hasher.verify(_timing_hash() if stored is None else stored, password) and (
-            stored is not None
-        )
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+    # The timing hash is made only when it is needed: one costs as much as a login.
+    timing_hash = _timing_hash() if stored is None else ""
+    return check_password(_hasher, timing_hash, stored, password)
 
 
 async def verify_password(stored: str | None, password: Secret) -> bool:

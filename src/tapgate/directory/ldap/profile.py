@@ -192,7 +192,7 @@ class LdapAuthProfile:
         result = dict(connection.result)
         close_quietly(connection)
         if account.bind_rejection(result) is None and not self._nobody_bind_reported:
-            # Once a profile: the server answers every unknown name's bind the same way.
+            # Once a profile: the server replies to every unknown name's bind the same way.
             self._nobody_bind_reported = True
             logger.warning(
                 "auth profile %s: server %s accepted a bind as the entry %s, which should not "
