@@ -124,8 +124,7 @@ class Fanout:
             payload.pop("d", None)
             text_payload = json.dumps(payload, separators=(",", ":"))
         try:
-            async with self.database.write_rows() as rows:
-                await rows.scalar(_NOTIFY, {"payload": text_payload})
+            await self.database.run_alone(_NOTIFY, {"payload": text_payload})
         except Exception as exc:  # a hint that fails is covered by the waiters' own re-checks
             log.warning("notify failed transaction=%s error=%s", payload.get("id"), exc)
 

@@ -8,6 +8,7 @@ locked" regardless of the timeout. Reads use a second engine with plain deferred
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,6 +31,7 @@ from tapgate.errors import ConfigError
 from tapgate.store.gate import Gate
 from tapgate.store.group_commit import GroupCommit, PendingCommits
 from tapgate.store.inline_sqlite import InlineConnection, inline_connector
+from tapgate.store.pg_pool import ConnectionPool
 from tapgate.store.prepared import Prepared, Statements, psycopg_statements, run_after_commit
 from tapgate.store.sqlite_rows import SqliteReaders
 
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 _BUSY_TIMEOUT_MS = 10_000
 # Idle SQLite connections kept for `read_rows()`.
 _SPARE_READERS = 4
+# PostgreSQL connections of one node's login path, beside at most 8 for its sessions and one
+# for LISTEN: three nodes stay within the server's default of 100 connections.
+_PG_POOL_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class DatabaseUrl:
     sync_url: str
     backend: str  # "sqlite" or "postgresql"
     sqlite_path: Path | None
+    # The URL psycopg connects to directly (PostgreSQL only).
+    libpq_url: str | None = None
 
 
 def parse_database_url(url: str) -> DatabaseUrl:
@@ -77,6 +84,7 @@ def parse_database_url(url: str) -> DatabaseUrl:
             ),
             backend="postgresql",
             sqlite_path=None,
+            libpq_url=parsed.set(drivername="postgresql").render_as_string(hide_password=False),
         )
     raise ConfigError(f"database.url: unsupported database {backend!r}; use sqlite or postgresql")
 
@@ -137,10 +145,14 @@ class Database:
             _sqlite_setup(self.write_engine, immediate=True)
             _sqlite_setup(self.read_engine, immediate=False)
         else:
+            # Sessions serve the console, enrollment and the CLI; the login path has its own
+            # connections (`_pg_pool`).
             self.write_engine = create_async_engine(
-                self.url.async_url, pool_size=8, max_overflow=8, pool_pre_ping=True
+                self.url.async_url, pool_size=4, max_overflow=4, pool_pre_ping=True
             )
             self.read_engine = self.write_engine
+            assert self.url.libpq_url is not None
+            self._pg_pool = ConnectionPool(self.url.libpq_url, _PG_POOL_SIZE)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         # SQLite only: one writer at a time in this process, whether it writes through a
@@ -197,21 +209,32 @@ class Database:
         when this returns.
         """
         if self.url.sqlite_path is None:
-            return self._postgresql_statements(self.write_engine, write=True)
+            return self._postgresql_statements(write=True)
         return self._group.block(pending)
 
     def read_rows(self) -> AbstractAsyncContextManager[Statements]:
         """Open a read transaction for `Prepared` statements."""
         if self.url.sqlite_path is None:
-            return self._postgresql_statements(self.read_engine)
+            return self._postgresql_statements()
         return self._readers.transaction()
 
     async def read_first(self, prepared: Prepared, values: Mapping[str, Any]) -> Any:
         """Run one `Prepared` SELECT in a read transaction of its own; return its first row."""
         if self.url.sqlite_path is None:
-            async with self._postgresql_statements(self.read_engine) as rows:
+            async with self._postgresql_statements() as rows:
                 return await rows.first(prepared, values)
         return await self._readers.first(prepared, values)
+
+    async def run_alone(self, prepared: Prepared, values: Mapping[str, Any]) -> Any:
+        """Run one statement as a transaction of its own; return its first row, or None.
+
+        On PostgreSQL that is one round trip, without BEGIN and COMMIT.
+        """
+        if self.url.sqlite_path is None:
+            async with self._postgresql_statements() as rows:
+                return await rows.first(prepared, values)
+        async with self.write_rows() as rows:
+            return await rows.first(prepared, values)
 
     def change_stamp(self) -> int | None:
         """Return a number that changes whenever another connection commits, or None.
@@ -260,21 +283,34 @@ class Database:
         return connection
 
     @asynccontextmanager
-    async def _postgresql_statements(
-        self, engine: AsyncEngine, *, write: bool = False
-    ) -> AsyncIterator[Statements]:
+    async def _postgresql_statements(self, *, write: bool = False) -> AsyncIterator[Statements]:
+        import psycopg
+
         callbacks: list[Callable[[], None]] = []
-        async with engine.connect() as connection:
-            pooled = await connection.get_raw_connection()
-            driver: Any = pooled.driver_connection
+        connection = await self._pg_pool.acquire()
+        try:
+            statements = psycopg_statements(
+                self.write_engine.dialect, connection, callbacks.append if write else None
+            )
+            if not write:
+                yield statements
+                return
             try:
-                yield psycopg_statements(
-                    engine.dialect, driver, callbacks.append if write else None
-                )
+                await connection.execute("BEGIN")
+            except psycopg.Error as exc:
+                raise DBAPIError.instance("BEGIN", None, exc, psycopg.Error) from exc
+            try:
+                yield statements
             except BaseException:
-                await driver.rollback()
+                with contextlib.suppress(psycopg.Error):
+                    await connection.execute("ROLLBACK")
                 raise
-            await driver.commit()
+            try:
+                await connection.execute("COMMIT")
+            except psycopg.Error as exc:
+                raise DBAPIError.instance("COMMIT", None, exc, psycopg.Error) from exc
+        finally:
+            await self._pg_pool.release(connection)
         run_after_commit(callbacks)
 
     async def ping(self) -> None:
@@ -287,6 +323,8 @@ class Database:
             return result.scalar_one_or_none()
 
     async def close(self) -> None:
+        if self.url.sqlite_path is None:
+            await self._pg_pool.close()
         self._readers.close()
         await self._group.close()
         await self.write_engine.dispose()

@@ -1,0 +1,128 @@
+"""The PostgreSQL connections of the login path, in autocommit mode, pooled without round trips.
+
+A login on PostgreSQL runs about ten short transactions. Through SQLAlchemy's asyncio engine
+each one cost a greenlet, a pool checkout, a pre-ping round trip, a separate BEGIN round trip
+(psycopg starts a transaction before the first statement of a connection that is not in
+autocommit mode) and a COMMIT round trip, so a read of one row took four round trips.
+
+Connections here are in autocommit mode: a read is one round trip, and a write sends BEGIN and
+COMMIT itself. Under PostgreSQL's default READ COMMITTED isolation every statement of a read
+transaction takes its own snapshot anyway, so reading outside a transaction sees the same rows.
+
+psycopg_pool does the same job, but its checkout takes an asyncio lock and logs at each call,
+and after a connection fails its check the caller sleeps a back-off of about a second before
+the next one. The check here costs no round trip: an idle connection to a server that closed it
+(restart, `pg_terminate_backend`, an idle timeout) has its socket readable, so a readable idle
+socket means the connection is dropped and another is taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import select
+from collections import deque
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+
+_CONNECT_TIMEOUT_SECONDS = 10
+# As long as SQLAlchemy's pool waits for a free connection by default.
+_CHECKOUT_TIMEOUT_SECONDS = 30.0
+
+
+class ConnectionPool:
+    """At most `size` connections to `conninfo`, opened on demand and kept while idle."""
+
+    def __init__(self, conninfo: str, size: int) -> None:
+        self._conninfo = conninfo
+        self._size = size
+        self._idle: deque[psycopg.AsyncConnection[Any]] = deque()
+        self._slots: asyncio.Semaphore | None = None
+        self._closed = False
+
+    async def acquire(self) -> psycopg.AsyncConnection[Any]:
+        """Return a connection that is idle and in autocommit mode; `release` it after use.
+
+        Raises SQLAlchemy's OperationalError when no connection can be opened, or when none is
+        free within the checkout timeout, like the statements' own errors.
+        """
+        if self._closed:
+            raise RuntimeError("the connection pool is closed")
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._size)
+        try:
+            async with asyncio.timeout(_CHECKOUT_TIMEOUT_SECONDS):
+                await self._slots.acquire()
+        except TimeoutError:
+            error = psycopg.OperationalError(
+                f"no database connection free after {_CHECKOUT_TIMEOUT_SECONDS:.0f} s; "
+                f"all {self._size} are in use"
+            )
+            raise DBAPIError.instance("connect", None, error, psycopg.Error) from None
+        try:
+            while self._idle:
+                connection = self._idle.pop()
+                if _usable(connection):
+                    return connection
+                log.info("dropping a database connection the server closed")
+                await _close_quietly(connection)
+            try:
+                return await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
+                )
+            except psycopg.Error as exc:
+                raise DBAPIError.instance("connect", None, exc, psycopg.Error) from exc
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """Give a connection back. One left in a transaction, mid-statement or broken is
+        closed, so the next caller never inherits another caller's state."""
+        assert self._slots is not None
+        try:
+            if (
+                self._closed
+                or connection.closed
+                or connection.broken
+                or connection.info.transaction_status != TransactionStatus.IDLE
+            ):
+                await _close_quietly(connection)
+            else:
+                self._idle.append(connection)
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        """Close the idle connections; those in use are closed when they are released."""
+        self._closed = True
+        while self._idle:
+            await _close_quietly(self._idle.pop())
+
+
+def _usable(connection: psycopg.AsyncConnection[Any]) -> bool:
+    if connection.closed or connection.broken:
+        return False
+    if connection.info.transaction_status != TransactionStatus.IDLE:
+        return False
+    # poll, not select: a node holding a thousand device streams has descriptors above
+    # select's limit of 1024.
+    poller = select.poll()
+    try:
+        poller.register(connection.fileno(), select.POLLIN)
+    except (OSError, ValueError):
+        return False
+    # Nothing is owed to an idle connection that does not LISTEN. Data, end of file or an error
+    # there is the server saying goodbye.
+    return not poller.poll(0)
+
+
+async def _close_quietly(connection: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await connection.close()
