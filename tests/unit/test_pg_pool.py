@@ -30,7 +30,7 @@ async def _backend_pid(connection: psycopg.AsyncConnection) -> int:
     return int(row[0])
 
 
-def test_idle_connection_is_reused_in_autocommit(pg_url: str) -> None:
+def test_idle_connection_reused(pg_url: str) -> None:
     async def scenario() -> None:
         pool = ConnectionPool(pg_url, 2)
         first = await pool.acquire()
@@ -47,7 +47,7 @@ def test_idle_connection_is_reused_in_autocommit(pg_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_connection_the_server_closed_is_replaced(pg_url: str) -> None:
+def test_server_closed_connection_replaced(pg_url: str) -> None:
     async def scenario() -> None:
         pool = ConnectionPool(pg_url, 2)
         stale = await pool.acquire()
@@ -55,7 +55,7 @@ def test_connection_the_server_closed_is_replaced(pg_url: str) -> None:
         await pool.release(stale)
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
             await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        # The server's goodbye reaches the idle socket a moment later.
+        # The end of file reaches the idle socket a moment after the backend exits.
         for _ in range(100):
             if not pg_pool._usable(stale):
                 break
@@ -78,16 +78,16 @@ def many_descriptors() -> Iterator[None]:
         if hard != resource.RLIM_INFINITY and hard < 1200:
             pytest.skip(f"the descriptor limit {hard} is too low")
         resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
-    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    descriptors = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
     try:
         yield
     finally:
-        for fd in held:
+        for fd in descriptors:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_connection_above_descriptor_1024_is_kept(pg_url: str, many_descriptors: None) -> None:
+def test_descriptor_above_1024_kept(pg_url: str, many_descriptors: None) -> None:
     async def scenario() -> None:
         pool = ConnectionPool(pg_url, 2)
         first = await pool.acquire()
@@ -101,7 +101,7 @@ def test_connection_above_descriptor_1024_is_kept(pg_url: str, many_descriptors:
     asyncio.run(scenario())
 
 
-def test_connection_left_in_a_transaction_is_closed(pg_url: str) -> None:
+def test_open_transaction_closed_on_release(pg_url: str) -> None:
     async def scenario() -> None:
         pool = ConnectionPool(pg_url, 2)
         first = await pool.acquire()
@@ -116,24 +116,24 @@ def test_connection_left_in_a_transaction_is_closed(pg_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_full_pool_fails_after_the_timeout(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_pool_times_out(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pg_pool, "_CHECKOUT_TIMEOUT_SECONDS", 0.2)
 
     async def scenario() -> None:
         pool = ConnectionPool(pg_url, 1)
-        held = await pool.acquire()
-        with pytest.raises(OperationalError, match="no database connection free"):
+        busy = await pool.acquire()
+        with pytest.raises(OperationalError, match="waiting for a free database connection"):
             await pool.acquire()
-        await pool.release(held)
+        await pool.release(busy)
         again = await pool.acquire()
-        assert again is held
+        assert again is busy
         await pool.release(again)
         await pool.close()
 
     asyncio.run(scenario())
 
 
-def test_unreachable_server_fails_and_frees_the_slot(pg_url: str) -> None:
+def test_unreachable_server_frees_slot(pg_url: str) -> None:
     async def scenario() -> None:
         pool = ConnectionPool(f"postgresql://postgres@127.0.0.1:{free_port()}/test", 1)
         for _ in range(2):

@@ -1,9 +1,9 @@
 """The PostgreSQL connections of the login path, in autocommit mode, pooled without round trips.
 
 A login on PostgreSQL runs about ten short transactions. Through SQLAlchemy's asyncio engine
-each one cost a greenlet, a pool checkout, a pre-ping round trip, a separate BEGIN round trip
-(psycopg starts a transaction before the first statement of a connection that is not in
-autocommit mode) and a COMMIT round trip, so a read of one row took four round trips.
+each one cost a greenlet, a pool checkout and a pre-ping round trip. psycopg then sent BEGIN as
+a round trip of its own, because a connection outside autocommit mode starts a transaction
+before its first statement, and COMMIT as another. A read of one row took four round trips.
 
 Connections here are in autocommit mode: a read is one round trip, and a write sends BEGIN and
 COMMIT itself. Under PostgreSQL's default READ COMMITTED isolation every statement of a read
@@ -32,12 +32,12 @@ from sqlalchemy.exc import DBAPIError
 log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_SECONDS = 10
-# As long as SQLAlchemy's pool waits for a free connection by default.
+# SQLAlchemy's default pool timeout, which the login path used before.
 _CHECKOUT_TIMEOUT_SECONDS = 30.0
 
 
 class ConnectionPool:
-    """At most `size` connections to `conninfo`, opened on demand and kept while idle."""
+    """A pool of at most `size` connections to `conninfo`, opened on demand, kept while idle."""
 
     def __init__(self, conninfo: str, size: int) -> None:
         self._conninfo = conninfo
@@ -61,16 +61,20 @@ class ConnectionPool:
                 await self._slots.acquire()
         except TimeoutError:
             error = psycopg.OperationalError(
-                f"no database connection free after {_CHECKOUT_TIMEOUT_SECONDS:.0f} s; "
-                f"all {self._size} are in use"
+                f"timed out after {_CHECKOUT_TIMEOUT_SECONDS:.0f} s waiting for a free database "
+                f"connection: all {self._size} are in use; check the database's speed and load"
             )
+            log.warning("database connection checkout timed out size=%d", self._size)
             raise DBAPIError.instance("connect", None, error, psycopg.Error) from None
         try:
             while self._idle:
                 connection = self._idle.pop()
                 if _usable(connection):
                     return connection
-                log.info("dropping a database connection the server closed")
+                log.info(
+                    "dropping a database connection the server closed backend_pid=%s",
+                    connection.info.backend_pid,
+                )
                 await _close_quietly(connection)
             try:
                 return await psycopg.AsyncConnection.connect(
@@ -83,8 +87,8 @@ class ConnectionPool:
             raise
 
     async def release(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        """Give a connection back. One left in a transaction, mid-statement or broken is
-        closed, so the next caller never inherits another caller's state."""
+        """Return a connection to the pool, or close it if it is broken, mid-statement or in a
+        transaction, so that the next caller never inherits another caller's state."""
         assert self._slots is not None
         try:
             if (
@@ -118,8 +122,8 @@ def _usable(connection: psycopg.AsyncConnection[Any]) -> bool:
         poller.register(connection.fileno(), select.POLLIN)
     except (OSError, ValueError):
         return False
-    # Nothing is owed to an idle connection that does not LISTEN. Data, end of file or an error
-    # there is the server saying goodbye.
+    # The server sends nothing to an idle connection that does not LISTEN, so data, end of file
+    # or an error there means the server has closed it.
     return not poller.poll(0)
 
 
