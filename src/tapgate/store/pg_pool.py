@@ -26,11 +26,13 @@ from collections import deque
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
+# Used unless the database URL sets its own connect_timeout.
 _CONNECT_TIMEOUT_SECONDS = 10
 # SQLAlchemy's default pool timeout, which the login path used before.
 _CHECKOUT_TIMEOUT_SECONDS = 30.0
@@ -41,6 +43,9 @@ class ConnectionPool:
 
     def __init__(self, conninfo: str, size: int) -> None:
         self._conninfo = conninfo
+        self._connect_options: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in conninfo_to_dict(conninfo):
+            self._connect_options["connect_timeout"] = _CONNECT_TIMEOUT_SECONDS
         self._size = size
         self._idle: deque[psycopg.AsyncConnection[Any]] = deque()
         self._slots: asyncio.Semaphore | None = None
@@ -78,7 +83,7 @@ class ConnectionPool:
                 await _close_quietly(connection)
             try:
                 return await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
+                    self._conninfo, **self._connect_options
                 )
             except psycopg.Error as exc:
                 raise DBAPIError.instance("connect", None, exc, psycopg.Error) from exc
