@@ -41,6 +41,10 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
+# Built once: json.loads with a hook builds a new decoder on every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
+
+
 def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON; raise ValueError for bad JSON, NotUtf8 for bytes that are not UTF-8,
     DuplicateKey for an object with a key twice and TooDeep past `max_depth` levels."""
@@ -56,7 +60,7 @@ def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         except UnicodeDecodeError as exc:
             raise NotUtf8("JSON text is not valid UTF-8") from exc
     try:
-        value = json.loads(data, object_pairs_hook=_unique)
+        value = _DECODER.decode(data)
     except RecursionError as exc:
         raise TooDeep(f"JSON is nested deeper than {max_depth} levels") from exc
     # Each level opens with a bracket, so text with few brackets cannot nest too deep. Counting

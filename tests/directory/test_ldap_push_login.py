@@ -121,6 +121,7 @@ def test_directory_down_fails_closed(
 
 
 def _median_login_seconds(api: Api, username: str, password: str) -> float:
+    # Three logins stay below the five failed attempts a user may make in 15 minutes.
     seconds = []
     for _ in range(3):
         started = time.monotonic()
@@ -138,8 +139,12 @@ def test_ldap_unknown_name_costs_a_bind(ldap_server: Server) -> None:
     PasswordHasher().hash("Parola-2026!")
     one_hash = time.monotonic() - started
 
+    # Unmeasured, under a third name: the first login may open the server's first database
+    # connections.
+    assert api.login("ikaya", "yanlış-parola").json()["reason"] == "invalid_credentials"
     known = _median_login_seconds(api, "gmoser", "yanlış-parola")
     unknown = _median_login_seconds(api, "böyle-biri-yok", "yanlış-parola")
 
-    assert unknown < one_hash / 2
-    assert unknown < known + one_hash / 2
+    measured = f"unknown {unknown:.3f} s, known {known:.3f} s, one hash {one_hash:.3f} s"
+    assert unknown < one_hash / 2, measured
+    assert unknown < known + one_hash / 2, measured

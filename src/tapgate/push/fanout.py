@@ -27,6 +27,7 @@ from tapgate.push.publish import publish_challenge, publish_closed
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceRow, TransactionRow
 from tapgate.store.prepared import Prepared
+from tapgate.store.tables import TRANSACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ _RECONNECT_MAX_SECONDS = 10.0
 # Events handled at once by one node's listener; each may hold a pooled connection briefly.
 _MAX_HANDLERS = 64
 _NOTIFY = Prepared(select(func.pg_notify(CHANNEL, bindparam("payload"))))
+# The node of a device stream reads the new transaction through this to sign its challenge.
+_TRANSACTION = Prepared(select(TRANSACTIONS).where(TRANSACTIONS.c.id == bindparam("id")))
 
 
 class Fanout:
@@ -225,8 +228,7 @@ class Fanout:
             elif kind == "challenge":
                 device_ids = self._local(payload.get("d") or await self._device_ids(transaction_id))
                 if device_ids:
-                    async with self.database.read() as session:
-                        row = await session.get(TransactionRow, transaction_id)
+                    row = await self.database.read_first(_TRANSACTION, {"id": transaction_id})
                     if row is not None and row.status == "pending":
                         publish_challenge(self.hub, self.keyring, self.public_url, row, device_ids)
         except Exception as exc:  # one bad event must not stop the listener
