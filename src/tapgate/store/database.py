@@ -289,24 +289,25 @@ class Database:
         callbacks: list[Callable[[], None]] = []
         connection = await self._pg_pool.acquire()
         try:
+            cursor = connection.cursor()
             statements = psycopg_statements(
-                self.write_engine.dialect, connection, callbacks.append if write else None
+                self.write_engine.dialect, cursor, callbacks.append if write else None
             )
             if not write:
                 yield statements
                 return
             try:
-                await connection.execute("BEGIN")
+                await cursor.execute(b"BEGIN")
             except psycopg.Error as exc:
                 raise DBAPIError.instance("BEGIN", None, exc, psycopg.Error) from exc
             try:
                 yield statements
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
-                    await connection.execute("ROLLBACK")
+                    await cursor.execute(b"ROLLBACK")
                 raise
             try:
-                await connection.execute("COMMIT")
+                await cursor.execute(b"COMMIT")
             except psycopg.Error as exc:
                 raise DBAPIError.instance("COMMIT", None, exc, psycopg.Error) from exc
         finally:

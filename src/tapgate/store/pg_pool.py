@@ -62,7 +62,11 @@ class ConnectionPool:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
         try:
-            async with asyncio.timeout(_CHECKOUT_TIMEOUT_SECONDS):
+            if self._slots.locked():
+                async with asyncio.timeout(_CHECKOUT_TIMEOUT_SECONDS):
+                    await self._slots.acquire()
+            else:
+                # A free slot is taken at once, so the timeout's timer is not needed.
                 await self._slots.acquire()
         except TimeoutError:
             error = psycopg.OperationalError(

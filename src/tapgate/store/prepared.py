@@ -308,20 +308,37 @@ def sqlite_statements(
 
 def psycopg_statements(
     dialect: Dialect,
-    connection: Any,
+    cursor: Any,
     after_commit: Callable[[Callable[[], None]], None] | None = None,
 ) -> Statements:
-    """Statements on a psycopg `AsyncConnection`."""
+    """Statements on a psycopg `AsyncCursor`, which the transaction's statements share.
+
+    One cursor for the transaction spares each statement building its own, and the SQL goes
+    to psycopg as bytes encoded once, so psycopg neither encodes it again nor hashes a new
+    copy for its query cache on each statement.
+    """
 
     import psycopg
+    from psycopg.pq import ExecStatus
 
     async def execute(sql: str, parameters: Any, fetch: bool) -> tuple[int, list[Any]]:
+        encoded = _ENCODED_SQL.get(sql)
+        if encoded is None:
+            encoded = _ENCODED_SQL[sql] = sql.encode()
         try:
-            async with connection.cursor() as cursor:
-                await cursor.execute(sql, parameters, prepare=True)
-                rows = await cursor.fetchall() if fetch and cursor.description is not None else []
-                return cursor.rowcount, rows
+            await cursor.execute(encoded, parameters, prepare=True)
+            # The result's status, not `cursor.description`, which builds a column object
+            # for every column of the result.
+            result = cursor.pgresult
+            if fetch and result is not None and result.status == ExecStatus.TUPLES_OK:
+                return cursor.rowcount, await cursor.fetchall()
+            return cursor.rowcount, []
         except psycopg.Error as exc:
             raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
 
     return Statements(dialect, execute, after_commit)
+
+
+# SQL text of the `Prepared` statements as bytes, for psycopg. One entry per statement, so the
+# dictionary stays as small as the set of statements.
+_ENCODED_SQL: dict[str, bytes] = {}
