@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tapgate.authenticator.device import (
     fetch_challenges,
@@ -253,3 +254,43 @@ def test_port_in_use_stops_serve_with_nothing_written(tmp_path: Path) -> None:
     assert "TAPGATE_LISTEN=127.0.0.1:PORT" in result.stderr
     assert "http started" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _terminate_backends(database_url: str) -> int:
+    """End every other connection to the server's database; return how many there were."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        ).fetchall()
+        ended = [row[0] for row in rows]
+        # Wait until the backends have exited, so that their sockets are closed.
+        for _ in range(500):
+            left = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [ended]
+            ).fetchone()
+            if left is not None and left[0] == 0:
+                break
+            time.sleep(0.01)
+    return len(ended)
+
+
+def test_terminated_connections_replaced(server: Server) -> None:
+    if not server.database.startswith("postgresql"):
+        pytest.skip("SQLite has no server that can end connections")
+    phone = enroll_device(server, "ayşe", "Telefon 2")
+    api = Api(server, "portal")
+    for round_number in range(3):
+        response = api.login("ayşe", PASSWORD)
+        assert response.status_code == 202, response.text
+        transaction_id = response.json()["transaction_id"]
+        challenge = fetch_challenges(phone)[0]
+        assert send_answer(phone, challenge, "approve", number=None, uv=False)["accepted"]
+        assert api.status(transaction_id, wait=5)["status"] == "approved"
+        ended = _terminate_backends(server.database)
+        assert ended > 0, f"round {round_number}: no connection to end"
+    assert "Traceback" not in server.log()
