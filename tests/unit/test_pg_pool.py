@@ -43,6 +43,8 @@ def test_idle_connection_reused(pg_url: str) -> None:
         await pool.release(second)
         await pool.close()
         assert first.closed
+        with pytest.raises(OperationalError, match="the node is stopping"):
+            await pool.acquire()
 
     asyncio.run(scenario())
 

@@ -58,7 +58,9 @@ class ConnectionPool:
         free within the checkout timeout, like the statements' own errors.
         """
         if self._closed:
-            raise RuntimeError("the connection pool is closed")
+            # The node is stopping: the request gets the 503 of a database that is away.
+            error = psycopg.OperationalError("the node is stopping; its database pool is closed")
+            raise DBAPIError.instance("connect", None, error, psycopg.Error)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
         try:
@@ -131,8 +133,8 @@ def _usable(connection: psycopg.AsyncConnection[Any]) -> bool:
         poller.register(connection.fileno(), select.POLLIN)
     except (OSError, ValueError):
         return False
-    # The server sends nothing to an idle connection that does not LISTEN, so data, end of file
-    # or an error there means the server has closed it.
+    # An idle connection that does not LISTEN gets data only when the server closes it, or,
+    # rarely, when the server reports a changed setting, which then costs one new connection.
     return not poller.poll(0)
 
 
