@@ -145,7 +145,7 @@ class Database:
             _sqlite_setup(self.write_engine, immediate=True)
             _sqlite_setup(self.read_engine, immediate=False)
         else:
-            # Sessions serve the console, enrollment and the CLI; the login path has its own
+            # Sessions serve the console, enrollment and the CLI. The login path has its own
             # connections (`_pg_pool`).
             self.write_engine = create_async_engine(
                 self.url.async_url, pool_size=4, max_overflow=4, pool_pre_ping=True
