@@ -184,6 +184,36 @@ async def test_pool_start_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     await pool.close()
 
 
+async def test_pool_partial_start_ends_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When one of two children cannot start, start fails and close still ends the other."""
+    pool = HashPool(2, 1, 1024, 1)
+    spawn = pool._spawn
+    calls = 0
+
+    async def second_fails() -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise DirectoryUnavailable("the password hashing worker did not start: test")
+        return await spawn()
+
+    monkeypatch.setattr(pool, "_spawn", second_fails)
+
+    with pytest.raises(DirectoryUnavailable, match="did not start"):
+        await pool.start()
+    assert len(pool._workers) == 1
+    started_pid = pool._workers[0].pid
+    assert started_pid is not None
+    assert _alive(started_pid)
+
+    await pool.close()
+    for _ in range(100):
+        if not _alive(started_pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not _alive(started_pid)
+
+
 async def test_failed_pool_keeps_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hash_pool.sys, "executable", "/nonexistent/python3")
     monkeypatch.setattr(passwords, "_pool", None)
