@@ -111,10 +111,10 @@ async def test_checks_rejected_at_shutdown(
     assert (known.status, known.reason) == ("rejected", DIRECTORY_UNAVAILABLE)
     assert (unknown.status, unknown.reason) == ("rejected", DIRECTORY_UNAVAILABLE)
 
-    admin, reason = await _check_password(
+    check = await _check_password(
         runtime, "yönetici", Secret("Yönetici-Parola-2026"), "85.105.1.11"
     )
-    assert (admin, reason) == (None, DIRECTORY_UNAVAILABLE)
+    assert (check.admin, check.reason) == (None, DIRECTORY_UNAVAILABLE)
     # In its own process: the CLI runs an event loop of its own.
     listing = server.cli(
         "audit", "--user", "yönetici", "--event", "first_factor", "--json", process=True
@@ -137,14 +137,23 @@ async def test_console_limit_hides_names(server: Server, runtime: Runtime) -> No
         process=True,
     )
     replies: dict[str, list[str | None]] = {}
+    waits: dict[str, list[int | None]] = {}
     for index, name in enumerate(("yonetici", "böyle-yönetici-yok")):
         replies[name] = []
+        waits[name] = []
         for attempt in range(7):
-            _, reason = await _check_password(
+            check = await _check_password(
                 runtime, name, Secret(f"yanlış-{attempt}"), f"85.105.2.{index}"
             )
-            replies[name].append(reason)
+            replies[name].append(check.reason)
+            waits[name].append(check.retry_after)
 
     expected = ["invalid_credentials"] * 5 + ["rate_limited"] * 2
     assert replies["yonetici"] == expected
     assert replies["böyle-yönetici-yok"] == expected
+    # A rate-limited reply names the wait: the first failure leaves the 15-minute window then.
+    for name in replies:
+        assert waits[name][:5] == [None] * 5
+        for wait in waits[name][5:]:
+            assert wait is not None
+            assert 14 * 60 < wait <= 15 * 60

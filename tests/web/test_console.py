@@ -124,6 +124,18 @@ def test_wrong_admin_password_is_rejected(server: Server, page: Page) -> None:
     expect(page.locator("#form-error")).to_have_text("The username or password is wrong.")
 
 
+def test_console_rate_limit_names_minutes(server: Server, page: Page) -> None:
+    # A name of its own: the other tests' wrong passwords do not count towards its limit, and
+    # an unknown name reaches the limit as a real one does.
+    for attempt in range(5):
+        enter_password(page, "sınır-deneyen", f"yanlış-{attempt}")
+        expect(page.locator("#form-error")).to_have_text("The username or password is wrong.")
+
+    enter_password(page, "sınır-deneyen", "yanlış-5")
+
+    expect(page.locator("#form-error")).to_have_text("Too many attempts. Try again in 15 min.")
+
+
 def test_denied_push_keeps_console_closed(
     server: Server, browser: Browser, admin_phone: Phone
 ) -> None:

@@ -9,7 +9,9 @@ administrator and 50 per source address in 15 minutes.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -97,13 +99,23 @@ async def active_device_count(runtime: Runtime, admin_id: str) -> int:
     return int(count or 0)
 
 
+@dataclass(frozen=True)
+class PasswordCheck:
+    """The outcome of a console password check: the administrator, or why there is none."""
+
+    admin: AdminRow | None
+    reason: str | None = None
+    # Whole seconds until a rate limit that was reached admits another attempt.
+    retry_after: int | None = None
+
+
 async def _check_password(
     runtime: Runtime,
     name: str,
     password: Secret,
     source_ip: str | None,
-) -> tuple[AdminRow | None, str | None]:
-    """Return (administrator, None) when the password is right, else (None, rejection reason)."""
+) -> PasswordCheck:
+    """Check an administrator's password; the result names the administrator or the reason."""
     now = runtime.clock.now()
     source_key = f"{CONSOLE_APPLICATION}:{source_ip or 'unknown'}"
     async with runtime.database.write() as session:
@@ -115,10 +127,9 @@ async def _check_password(
             source_ip=source_ip,
             details={"source": "console"},
         )
-        if await ratelimit.over_limit(
-            session, ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES, now
-        ):
-            return None, "rate_limited"
+        source_limit = (ratelimit.FAILED_SOURCE, source_key, ratelimit.SOURCE_FAILURES)
+        if await ratelimit.over_limit(session, *source_limit, now):
+            return await _rate_limited(session, source_limit, now)
         admin = (await session.scalars(select(AdminRow).where(AdminRow.name == name))).first()
         # Unknown names get a counter of their own too, so `rate_limited` cannot tell which
         # administrator names exist.
@@ -127,10 +138,9 @@ async def _check_password(
             if admin
             else f"{ADMIN_AUTH_PROFILE}:unknown:{name[:_NAME_KEY_CHARACTERS]}"
         )
-        if await ratelimit.over_limit(
-            session, ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES, now
-        ):
-            return None, "rate_limited"
+        user_limit = (ratelimit.FAILED_USER, user_key, ratelimit.USER_FAILURES)
+        if await ratelimit.over_limit(session, *user_limit, now):
+            return await _rate_limited(session, user_limit, now)
 
     try:
         right = await verify_password(admin.password_hash if admin else None, password)
@@ -139,13 +149,13 @@ async def _check_password(
         log.warning("console sign-in rejected reason=directory_unavailable error=%s", exc)
         async with runtime.database.write() as session:
             await _audit_rejection(session, name, DIRECTORY_UNAVAILABLE, source_ip)
-        return None, DIRECTORY_UNAVAILABLE
+        return PasswordCheck(None, DIRECTORY_UNAVAILABLE)
     if not right or admin is None:
         async with runtime.database.write() as session:
             ratelimit.add_event(session, ratelimit.FAILED_SOURCE, source_key, now)
             ratelimit.add_event(session, ratelimit.FAILED_USER, user_key, now)
             await _audit_rejection(session, name, INVALID_CREDENTIALS, source_ip)
-        return None, INVALID_CREDENTIALS
+        return PasswordCheck(None, INVALID_CREDENTIALS)
 
     async with runtime.database.write() as session:
         await ratelimit.clear_failures(session, f"{ADMIN_AUTH_PROFILE}:{admin.id}")
@@ -162,8 +172,16 @@ async def _check_password(
             details={"password_checked": True},
         )
     if admin.disabled:
-        return None, "account_disabled"
-    return admin, None
+        return PasswordCheck(None, "account_disabled")
+    return PasswordCheck(admin)
+
+
+async def _rate_limited(
+    session: AsyncSession, limit: tuple[str, str, ratelimit.Limit], now: datetime
+) -> PasswordCheck:
+    wait = await ratelimit.wait_for_room(session, [limit], now)
+    retry_after = None if wait is None else max(1, math.ceil(wait.total_seconds()))
+    return PasswordCheck(None, "rate_limited", retry_after)
 
 
 async def _audit_rejection(
@@ -191,9 +209,10 @@ async def start_console_sign_in(
     """Check an administrator's password and send the push, or start the first enrollment."""
     _ = translator(request)
     source_ip = client_ip(request, runtime.settings)
-    admin, reason = await _check_password(runtime, name, password, source_ip)
+    check = await _check_password(runtime, name, password, source_ip)
+    admin = check.admin
     if admin is None:
-        return ConsoleOutcome(error=rejection_message(_, reason))
+        return ConsoleOutcome(error=rejection_message(_, check.reason, check.retry_after))
 
     if await active_device_count(runtime, admin.id) == 0:
         start_enrolling_session(request, admin)
@@ -216,7 +235,7 @@ async def start_console_sign_in(
         "console sign-in",
     )
     if status.status != PENDING or not status.transaction_id or not status.expires_at:
-        return ConsoleOutcome(error=rejection_message(_, status.reason))
+        return ConsoleOutcome(error=rejection_message(_, status.reason, status.retry_after))
 
     PendingLogin(
         transaction_id=status.transaction_id,
