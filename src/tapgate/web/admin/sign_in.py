@@ -115,7 +115,7 @@ async def _check_password(
     password: Secret,
     source_ip: str | None,
 ) -> PasswordCheck:
-    """Check an administrator's password; the result names the administrator or the reason."""
+    """Check an administrator's password and return the administrator or the rejection reason."""
     now = runtime.clock.now()
     source_key = f"{CONSOLE_APPLICATION}:{source_ip or 'unknown'}"
     async with runtime.database.write() as session:
