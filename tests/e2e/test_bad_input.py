@@ -50,6 +50,16 @@ def test_malformed_start_rejected(api: Api, body: bytes, expected: int) -> None:
 
 
 @pytest.mark.parametrize(
+    ("username", "code"),
+    [("ayşe\\u0000x", "U+0000"), ("ay\\nşe", "U+000A"), ("ayşe\\u007f", "U+007F")],
+)
+def test_control_character_username_rejected(api: Api, username: str, code: str) -> None:
+    response = post_raw(api, b'{"username": "' + username.encode() + b'", "password": "x"}')
+    assert response.status_code == 400
+    assert f"control character {code}" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
     "body", [b'{"username": "\xff\xfe", "password": "x"}', b"[" * 5000 + b"]" * 5000]
 )
 def test_unreadable_start_body_is_invalid_request(api: Api, body: bytes) -> None:

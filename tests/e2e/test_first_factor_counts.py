@@ -157,3 +157,19 @@ async def test_console_limit_hides_names(server: Server, runtime: Runtime) -> No
         for wait in waits[name][5:]:
             assert wait is not None
             assert 14 * 60 < wait <= 15 * 60
+
+
+async def test_control_character_name_rejected(server: Server, runtime: Runtime) -> None:
+    """A name with a NUL, which PostgreSQL cannot store, from a front door that does not
+    check it (RADIUS, the hosted login) is rejected and recorded with the NUL escaped."""
+    status = await runtime.login.start_login(
+        replace(_login("85.105.3.1"), username="ayşe\x00yönetici")
+    )
+
+    assert (status.status, status.reason) == ("rejected", "invalid_credentials")
+    # In its own process: the CLI runs an event loop of its own.
+    listing = server.cli("audit", "--event", "first_factor", "--json", process=True)
+    records = [
+        r for r in json.loads(listing.stdout) if r["transaction_id"] == status.transaction_id
+    ]
+    assert [r["username"] for r in records] == ["ayşe\\x00yönetici"]

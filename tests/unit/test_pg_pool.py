@@ -145,3 +145,17 @@ def test_unreachable_server_frees_slot(pg_url: str) -> None:
         await pool.close()
 
     asyncio.run(scenario())
+
+
+def test_slow_statement_cancelled(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg_pool, "_STATEMENT_TIMEOUT_MS", 200)
+
+    async def scenario() -> None:
+        pool = ConnectionPool(pg_url, 1)
+        connection = await pool.acquire()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            await connection.execute("SELECT pg_sleep(2)")
+        await pool.release(connection)
+        await pool.close()
+
+    asyncio.run(scenario())

@@ -44,6 +44,18 @@ class AuthStart(BaseModel):
     client_ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=1024)
 
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not value.isprintable():
+            for character in value:
+                if ord(character) < 0x20 or ord(character) == 0x7F:
+                    raise ValueError(
+                        f"username contains the control character U+{ord(character):04X}; "
+                        "send the name as the user types it"
+                    )
+        return value
+
     @field_validator("client_ip")
     @classmethod
     def _ip(cls, value: str | None) -> str | None:

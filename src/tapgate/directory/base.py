@@ -35,6 +35,21 @@ def normalize_username(username: str) -> str:
     return fold(username.strip())
 
 
+# The C0 control characters and DEL, written as \xNN.
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def escape_control_characters(text: str) -> str:
+    """Return `text` with its control characters written as `\\xNN`.
+
+    No directory has a login name with control characters, and PostgreSQL cannot store a NUL,
+    so a typed name with them is looked up and recorded in this form, which matches no user.
+    """
+    if text.isprintable():
+        return text
+    return text.translate(_CONTROL_ESCAPES)
+
+
 @dataclass(frozen=True)
 class DirectoryUser:
     """A user as one auth profile knows them; identity is (auth_profile, user_id)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -24,6 +24,7 @@ from tapgate.directory.base import (
     DIRECTORY_UNAVAILABLE,
     INVALID_CREDENTIALS,
     DirectoryUser,
+    escape_control_characters,
     normalize_username,
 )
 from tapgate.directory.passwords import password_checks_stopped, verify_password
@@ -167,6 +168,16 @@ class LoginService:
         return status
 
     async def _decide_start(self, request: LoginRequest, pending: PendingCommits) -> LoginStatus:
+        shown = escape_control_characters(request.username)
+        if shown != request.username:
+            log.warning(
+                "login rejected application=%s user=%r reason=control character in the username",
+                request.application,
+                shown,
+            )
+            return await self._reject(
+                replace(request, username=shown), Rejection(INVALID_CREDENTIALS)
+            )
         snapshot = await self.objects.current()
         application = snapshot.application(request.application)
         outcome = await self._first_factor(

@@ -65,10 +65,10 @@ def _connect(url: str) -> Iterator[Connection]:
     parsed = parse_database_url(url)
     if parsed.sqlite_path is not None:
         create_private_file(parsed.sqlite_path)
-    engine = create_engine(
-        parsed.sync_url,
-        connect_args={"connect_timeout": 10} if parsed.backend == "postgresql" else {},
-    )
+    # Ten seconds unless the URL sets its own connect_timeout, which a connect argument would
+    # override.
+    timeout = parsed.backend == "postgresql" and "connect_timeout" not in parsed.sync_url
+    engine = create_engine(parsed.sync_url, connect_args={"connect_timeout": 10} if timeout else {})
     try:
         with engine.connect() as connection:
             yield connection

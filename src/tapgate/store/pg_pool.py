@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 _CONNECT_TIMEOUT_SECONDS = 10
 # SQLAlchemy's default pool timeout, which the login path used before.
 _CHECKOUT_TIMEOUT_SECONDS = 30.0
+# A login's statements take milliseconds. One that waits this long for a lock or a stalled
+# server is cancelled by the server, and its request gets a 503 instead of hanging.
+_STATEMENT_TIMEOUT_MS = 10_000
 
 
 class ConnectionPool:
@@ -44,8 +47,11 @@ class ConnectionPool:
     def __init__(self, conninfo: str, size: int) -> None:
         self._conninfo = conninfo
         self._connect_options: dict[str, Any] = {"autocommit": True}
-        if "connect_timeout" not in conninfo_to_dict(conninfo):
+        settings = conninfo_to_dict(conninfo)
+        if "connect_timeout" not in settings:
             self._connect_options["connect_timeout"] = _CONNECT_TIMEOUT_SECONDS
+        if "options" not in settings:
+            self._connect_options["options"] = f"-c statement_timeout={_STATEMENT_TIMEOUT_MS}"
         self._size = size
         self._idle: deque[psycopg.AsyncConnection[Any]] = deque()
         self._slots: asyncio.Semaphore | None = None

@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapgate.audit import record_audit
 from tapgate.devices.confirmation import CONFIRMED, CONSOLE_SIGN_IN, MAX_ATTEMPTS, WRONG_CODE
-from tapgate.directory.base import DIRECTORY_UNAVAILABLE, INVALID_CREDENTIALS, DirectoryUser
+from tapgate.directory.base import (
+    DIRECTORY_UNAVAILABLE,
+    INVALID_CREDENTIALS,
+    DirectoryUser,
+    escape_control_characters,
+)
 from tapgate.directory.passwords import verify_password
 from tapgate.errors import DirectoryUnavailable
 from tapgate.objects.specs import PushProfileSpec
@@ -209,7 +214,8 @@ async def start_console_sign_in(
     """Check an administrator's password and send the push, or start the first enrollment."""
     _ = translator(request)
     source_ip = client_ip(request, runtime.settings)
-    check = await _check_password(runtime, name, password, source_ip)
+    # A name with control characters matches no administrator, and the records keep it escaped.
+    check = await _check_password(runtime, escape_control_characters(name), password, source_ip)
     admin = check.admin
     if admin is None:
         return ConsoleOutcome(error=rejection_message(_, check.reason, check.retry_after))
