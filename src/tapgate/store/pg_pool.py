@@ -38,6 +38,8 @@ _CONNECT_TIMEOUT_SECONDS = 10
 _CHECKOUT_TIMEOUT_SECONDS = 30.0
 # A login's statements take milliseconds. One that waits this long for a lock or a stalled
 # server is cancelled by the server, and its request gets a 503 instead of hanging.
+# NOTE: the client sets no time limit of its own, so on a network that silently drops packets a
+# statement waits until TCP gives up, and a SIGTERM then ends its request with a 500.
 _STATEMENT_TIMEOUT_MS = 10_000
 
 
