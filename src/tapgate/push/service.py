@@ -168,15 +168,15 @@ class LoginService:
         return status
 
     async def _decide_start(self, request: LoginRequest, pending: PendingCommits) -> LoginStatus:
-        shown = escape_control_characters(request.username)
-        if shown != request.username:
+        escaped_username = escape_control_characters(request.username)
+        if escaped_username != request.username:
             log.warning(
                 "login rejected application=%s user=%r reason=control character in the username",
                 request.application,
-                shown,
+                escaped_username,
             )
             return await self._reject(
-                replace(request, username=shown), Rejection(INVALID_CREDENTIALS)
+                replace(request, username=escaped_username), Rejection(INVALID_CREDENTIALS)
             )
         snapshot = await self.objects.current()
         application = snapshot.application(request.application)

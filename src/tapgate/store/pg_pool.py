@@ -7,7 +7,7 @@ before its first statement, and COMMIT as another. A read of one row took four r
 
 Connections here are in autocommit mode: a read is one round trip, and a write sends BEGIN and
 COMMIT itself. Under PostgreSQL's default READ COMMITTED isolation every statement of a read
-transaction takes its own snapshot anyway, so reading outside a transaction sees the same rows.
+transaction takes its own snapshot anyway, so reading outside a transaction returns the same rows.
 
 psycopg_pool does the same job, but its checkout takes an asyncio lock and logs at each call,
 and after a connection fails its check the caller sleeps a back-off of about a second before
@@ -60,14 +60,14 @@ class ConnectionPool:
         self._closed = False
 
     async def acquire(self) -> psycopg.AsyncConnection[Any]:
-        """Return a connection that is idle and in autocommit mode; `release` it after use.
+        """Return an idle connection in autocommit mode, which the caller must `release`.
 
         Raises SQLAlchemy's OperationalError when no connection can be opened, or when none is
         free within the checkout timeout, like the statements' own errors.
         """
         if self._closed:
             # The node is stopping: the request gets the 503 of a database that is away.
-            error = psycopg.OperationalError("the node is stopping; its database pool is closed")
+            error = psycopg.OperationalError("the node is stopping, so its database pool is closed")
             raise DBAPIError.instance("connect", None, error, psycopg.Error)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._size)
@@ -134,8 +134,8 @@ def _usable(connection: psycopg.AsyncConnection[Any]) -> bool:
         return False
     if connection.info.transaction_status != TransactionStatus.IDLE:
         return False
-    # poll, not select: a node holding a thousand device streams has descriptors above
-    # select's limit of 1024.
+    # poll, because select fails for descriptors above 1024, which a node holding a thousand
+    # device streams has.
     poller = select.poll()
     try:
         poller.register(connection.fileno(), select.POLLIN)
