@@ -85,6 +85,7 @@ class _Cluster:
                 self.provisioned.server_key,
                 self.rendezvous,
                 think_seconds=options.think_seconds,
+                think_jitter=options.think_jitter,
                 verify_challenges=options.verify_challenges,
             )
             for port in self.nodes.ports
@@ -236,6 +237,7 @@ async def run_cluster_bench(options: BenchOptions, cluster: ClusterOptions) -> d
             "duration": options.duration,
             "warmup": options.warmup,
             "think_seconds": options.think_seconds,
+            "think_jitter": options.think_jitter,
             "hashes": list(options.hashes),
             "verification": options.verification,
             "verify_challenges": options.verify_challenges,

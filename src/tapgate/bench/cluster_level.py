@@ -91,7 +91,9 @@ async def _worker(index: int, run: ClusterLevelRun) -> None:
                 run.failures[f"decision {response.status} {decision}"] += 1
                 continue
             if run.measure_from <= finished <= run.deadline:
-                sample = LoginSample(started, finished, slot.challenge_at, slot.answer_sent_at)
+                sample = LoginSample(
+                    started, finished, slot.challenge_at, slot.answer_sent_at, slot.think_seconds
+                )
                 # The device may read its answer's 200 after the waiting request returned, so
                 # the slot is read only once the level has drained.
                 run.samples.append((sample, slot))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,8 @@ class Slot:
     answer_accepted_at: float | None = None
     # Set when a device takes an expected slot, because that login's side never learns the id.
     transaction_id: str | None = None
+    # The think time the device drew for this login, with a think-time jitter.
+    think_seconds: float | None = None
 
 
 @dataclass
@@ -117,6 +120,14 @@ class FleetCounters:
     stream_failures: int = 0
 
 
+def draw_think(seconds: float, jitter: float, rng: random.Random) -> float:
+    """Return a think time drawn uniformly from `seconds` × (1 ± `jitter`).
+
+    With one fixed think time, logins whose challenges went out in the same turn of the
+    server's event loop come back in the same turn too, so a wave of logins tends to stay one."""
+    return seconds * (1 + jitter * rng.uniform(-1.0, 1.0))
+
+
 class Fleet:
     """Streams and answers for a list of simulated devices."""
 
@@ -129,6 +140,7 @@ class Fleet:
         rendezvous: Rendezvous,
         *,
         think_seconds: float = 0.0,
+        think_jitter: float = 0.0,
         verify_challenges: bool = True,
         answer_connections: int = 64,
     ) -> None:
@@ -139,6 +151,9 @@ class Fleet:
         self.server_key_text = public_key_to_text(server_key)
         self.rendezvous = rendezvous
         self.think_seconds = think_seconds
+        # Each think time is drawn uniformly from think_seconds × (1 ± think_jitter).
+        self.think_jitter = think_jitter
+        self._random = random.Random()
         self.verify_challenges = verify_challenges
         self.answers = Pool(host, port, answer_connections)
         self.counters = FleetCounters()
@@ -257,7 +272,10 @@ class Fleet:
         if number == HOLD:
             return
         if self.think_seconds:
-            await asyncio.sleep(self.think_seconds)
+            think = self.think_seconds
+            if self.think_jitter:
+                think = slot.think_seconds = draw_think(think, self.think_jitter, self._random)
+            await asyncio.sleep(think)
         message: dict[str, Any] = {
             "v": 1,
             "aud": self.public_url,

@@ -149,7 +149,13 @@ async def _worker(
                 continue
             if run.measure_from <= finished <= run.deadline:
                 run.samples.append(
-                    LoginSample(started, finished, slot.challenge_at, slot.answer_sent_at)
+                    LoginSample(
+                        started,
+                        finished,
+                        slot.challenge_at,
+                        slot.answer_sent_at,
+                        slot.think_seconds,
+                    )
                 )
     finally:
         connection.close()

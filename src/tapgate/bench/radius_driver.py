@@ -55,7 +55,13 @@ def radius_worker(host: str, port: int, secret: str, rendezvous: Rendezvous) -> 
                     continue
                 if run.measure_from <= finished <= run.deadline:
                     run.samples.append(
-                        LoginSample(started, finished, slot.challenge_at, slot.answer_sent_at)
+                        LoginSample(
+                            started,
+                            finished,
+                            slot.challenge_at,
+                            slot.answer_sent_at,
+                            slot.think_seconds,
+                        )
                     )
         finally:
             nas.close()

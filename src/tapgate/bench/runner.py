@@ -49,6 +49,8 @@ class BenchOptions:
     duration: float = 10.0
     warmup: float = 2.0
     think_seconds: float = 0.0
+    # Fraction by which each think time may differ from think_seconds, either way.
+    think_jitter: float = 0.0
     hashes: tuple[str, ...] = ("fast",)
     verification: str = "number"
     verify_challenges: bool = True
@@ -169,6 +171,7 @@ class _Session:
             self.provisioned.server_key,
             self.rendezvous,
             think_seconds=self.options.think_seconds,
+            think_jitter=self.options.think_jitter,
             verify_challenges=self.options.verify_challenges,
         )
 

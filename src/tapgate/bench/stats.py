@@ -35,6 +35,8 @@ class LoginSample:
     finished: float
     challenge_at: float | None
     answer_sent_at: float | None
+    # The device's think time for this login, when it drew one of its own (--think-jitter).
+    think_seconds: float | None = None
 
 
 @dataclass
@@ -84,7 +86,11 @@ def level_from_samples(
     directory_cpu_seconds: float | None = None,
 ) -> LevelResult:
     directory_cpu = directory_cpu_seconds or 0.0
-    latency = [(s.finished - s.started - think_seconds) * 1000 for s in samples]
+    latency = [
+        (s.finished - s.started - (think_seconds if s.think_seconds is None else s.think_seconds))
+        * 1000
+        for s in samples
+    ]
     to_device = [(s.challenge_at - s.started) * 1000 for s in samples if s.challenge_at is not None]
     to_application = [
         (s.finished - s.answer_sent_at) * 1000 for s in samples if s.answer_sent_at is not None

@@ -100,6 +100,14 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     help="Seconds a device waits before approving (subtracted from latency).",
 )
 @click.option(
+    "--think-jitter",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0, max=1),
+    help="Draw each think time uniformly from --think × (1 ± this fraction), as people approve "
+    "at different speeds; 0 waits exactly --think.",
+)
+@click.option(
     "--hash",
     "hashes",
     type=click.Choice(["fast", "default", "both", "none"]),
@@ -232,6 +240,7 @@ def bench(
     duration: float,
     warmup: float,
     think: float,
+    think_jitter: float,
     hashes: str,
     verification: str,
     front_door: str,
@@ -264,7 +273,12 @@ def bench(
     from tapgate.bench.runner import BenchOptions, ScaleOptions, run_bench
 
     setup_logging("INFO")
-    for name, seconds in (("--duration", duration), ("--warmup", warmup), ("--think", think)):
+    for name, seconds in (
+        ("--duration", duration),
+        ("--warmup", warmup),
+        ("--think", think),
+        ("--think-jitter", think_jitter),
+    ):
         # click's float ranges let NaN through, since every comparison with it is false.
         if not math.isfinite(seconds):
             raise click.BadParameter(f"{name} {seconds}: give a number of seconds")
@@ -294,6 +308,7 @@ def bench(
         duration=duration,
         warmup=warmup,
         think_seconds=think,
+        think_jitter=think_jitter,
         hashes=() if skip_sweep else (("fast", "default") if hashes == "both" else (hashes,)),
         verification=verification,
         front_doors=("api", "radius") if front_door == "both" else (front_door,),
