@@ -50,3 +50,10 @@ def test_think_jitter_above_one_rejected() -> None:
     assert result.exit_code == 2
     assert "--think-jitter" in result.output
     assert "1.5" in result.output
+
+
+def test_think_jitter_without_think_rejected() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--think-jitter", "0.5"])
+    assert result.exit_code == 2
+    assert "--think-jitter 0.5" in result.output
+    assert "--think SECONDS" in result.output

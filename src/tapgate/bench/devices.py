@@ -123,8 +123,8 @@ class FleetCounters:
 def draw_think(seconds: float, jitter: float, rng: random.Random) -> float:
     """Return a think time drawn uniformly from `seconds` × (1 ± `jitter`).
 
-    With one fixed think time, logins whose challenges went out in the same turn of the
-    server's event loop come back in the same turn too, so a wave of logins tends to stay one."""
+    People approve at different speeds. With one fixed think time, logins whose challenges
+    went out together are approved together too."""
     return seconds * (1 + jitter * rng.uniform(-1.0, 1.0))
 
 

@@ -282,6 +282,11 @@ def bench(
         # click's float ranges let NaN through, since every comparison with it is false.
         if not math.isfinite(seconds):
             raise click.BadParameter(f"{name} {seconds}: give a number of seconds")
+    if think_jitter and not think:
+        raise click.BadParameter(
+            f"--think-jitter {think_jitter} spreads the think time, which is 0; give --think "
+            "SECONDS too, or leave out --think-jitter"
+        )
     check_cluster_options(node_counts, database_url, scale)
     if not no_plot and importlib.util.find_spec("matplotlib") is None:
         # Checked before the run, so a missing plotting library does not cost a whole run.
