@@ -87,9 +87,14 @@ class Settings:
 
 def parse_host_port(value: str, key: str) -> HostPort:
     host, sep, port_text = str(value).rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or not host or not port_text.isascii() or not port_text.isdigit():
         raise ConfigError(
             f"{key}: invalid address {value!r}; expected HOST:PORT, e.g. 127.0.0.1:8080"
+        )
+    if not 0 < int(port_text) < 65536:
+        raise ConfigError(
+            f"{key}: invalid port {port_text} in {value!r}; use a port from 1 to 65535, "
+            "e.g. 127.0.0.1:8080"
         )
     return HostPort(host.strip("[]"), int(port_text))
 

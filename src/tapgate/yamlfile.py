@@ -62,6 +62,15 @@ def load_yaml_file(path: Path) -> Any:
         ) from exc
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML's own text names the source "<unicode string>", since it parsed a string.
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = exc.problem or "invalid syntax"
+        context = f" ({exc.context})" if exc.context else ""
+        raise YamlFileError(
+            f"{path} is not valid YAML{where}: {problem[:300]}{context[:200]}"
+        ) from exc
     except yaml.YAMLError as exc:
         raise YamlFileError(f"{path} is not valid YAML: {str(exc)[:500]}") from exc
     except (ValueError, RecursionError) as exc:

@@ -93,7 +93,7 @@ def test_cli_reports_unknown_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TAPGATE_LOG_LEVEL", "verbose")
     result = CliRunner().invoke(cli, ["audit"])
     assert result.exit_code == 1
-    assert "TAPGATE_LOG_LEVEL: unknown level 'verbose'" in result.output
+    assert "error: TAPGATE_LOG_LEVEL: unknown level 'verbose'" in result.output
     assert "Traceback" not in result.output
 
 

@@ -170,14 +170,20 @@ def test_invalid_yaml_rejected(tmp_path: Path, text: str) -> None:
         "127.0.0.1",
         "127.0.0.1:",
         ":8080",
-        "127.0.0.1:0",
-        "127.0.0.1:65536",
         "127.0.0.1:http",
+        "127.0.0.1:٨٠٨٠",
         "127.0.0.1:-1",
     ],
 )
 def test_invalid_listen_rejected(listen: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"server.listen: invalid address {listen!r}")):
+        load_settings(None, env={"TAPGATE_LISTEN": listen})
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "127.0.0.1:65536", "localhost:99999"])
+def test_listen_port_out_of_range(listen: str) -> None:
+    port = listen.rpartition(":")[2]
+    with pytest.raises(ConfigError, match=re.escape(f"invalid port {port} in {listen!r}")):
         load_settings(None, env={"TAPGATE_LISTEN": listen})
 
 

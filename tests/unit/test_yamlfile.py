@@ -48,3 +48,13 @@ def test_alias_rejected(tmp_path: Path) -> None:
 def test_huge_integer_rejected(tmp_path: Path) -> None:
     with pytest.raises(YamlFileError, match="unsupported value"):
         _load(tmp_path, "a: " + "9" * 5000 + "\n")
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "tapgate.yaml"
+    path.write_text("server:\n  listen: 127.0.0.1:8080\n public_url: x\n", encoding="utf-8")
+    with pytest.raises(YamlFileError) as raised:
+        load_yaml_file(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path} is not valid YAML at line 3, column 2: ")
+    assert "<unicode string>" not in message

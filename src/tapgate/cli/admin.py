@@ -57,15 +57,18 @@ def admin_create(name: str, password_stdin: bool, config_file: str | None) -> No
     """Create administrator NAME; at the first console sign-in they enroll a phone."""
     password = _read_password()
 
-    async def body(context: Context) -> str:
+    async def body(context: Context) -> tuple[str, str]:
         async with context.database.write() as session:
             row = await create_admin(
                 session, name, password, SystemClock().now(), "tapgate admin create"
             )
-            return row.id
+            return row.id, context.settings.public_url
 
-    admin_id = run(with_context(config_file, body))
-    click.echo(f"created administrator {name} (id {admin_id}); sign in at /admin to enroll a phone")
+    admin_id, public_url = run(with_context(config_file, body))
+    click.echo(
+        f"created administrator {name} (id {admin_id}); sign in at {public_url}/admin to enroll "
+        "a phone"
+    )
 
 
 @admin.command("list")

@@ -8,6 +8,7 @@ from tapgate import __version__
 from tapgate.cli.admin import admin
 from tapgate.cli.authenticator import authenticator
 from tapgate.cli.bench import bench
+from tapgate.cli.common import fail
 from tapgate.cli.manage import device
 from tapgate.cli.objects import apply_command, auth_profile, export_command, policy
 from tapgate.cli.relay import relay
@@ -25,7 +26,8 @@ def cli() -> None:
     try:
         setup_logging("WARNING")
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        # The same one line as every other command's error (cli.common.fail), exit status 1.
+        fail(str(exc))
 
 
 for command in (
