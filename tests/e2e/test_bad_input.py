@@ -213,6 +213,15 @@ def test_enroll_with_bad_keys_rejected(server: Server) -> None:
     assert response.json()["error"] == "invalid_key"
 
 
+def log_containing(server: Server, text: str) -> str:
+    """Return the server's log once it contains `text`: lines are written a turn later."""
+    deadline = time.monotonic() + 5
+    while text not in (log := server.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert text in log
+    return log
+
+
 def answer_message(
     device: DeviceState, transaction_id: str, decision: str, iat: int | None = None
 ) -> dict[str, object]:
@@ -382,7 +391,7 @@ def test_answer_transaction_id_too_long(server: Server) -> None:
     body = {"message": {"device_id": phone.device_id, "transaction_id": "t" * 65}, "signature": "A"}
     response = httpx.post(server.base + "/device/v1/answer", json=body)
     assert response.status_code == 400
-    assert "at most 64 characters" in response.json()["message"]
+    assert "1 to 64 characters" in response.json()["message"]
     assert "t" * 65 not in response.text
 
 
@@ -421,3 +430,112 @@ def test_unparsable_json_named(api: Api, path: str, body: bytes, fragment: str) 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert fragment in response.json()["message"]
+
+
+@pytest.mark.parametrize("letter", ["ß", "ﬃ", "ŉ"])
+def test_name_longer_once_folded(api: Api, letter: str) -> None:
+    # Case folding makes these names two or three times longer than the 256 characters sent.
+    response = api.login(letter * 256, "yanlış")
+    assert response.status_code == 200
+    assert response.json()["reason"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize("field", ["device_id", "transaction_id"])
+def test_answer_id_with_nul_rejected(server: Server, api: Api, field: str) -> None:
+    device = enroll_device(server, "ayşe")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    message = answer_message(device, transaction_id, "deny")
+    message[field] = "a\x00b"
+    response = httpx.post(
+        server.base + "/device/v1/answer", json={"message": message, "signature": "AAAA"}
+    )
+    assert response.status_code == 400
+    assert "without NUL" in response.json()["message"]
+    assert api.status(transaction_id)["status"] == "pending"
+
+
+@pytest.mark.parametrize(("nonce", "device_id"), [("n" * 15 + "\x00", "d"), ("n" * 20, "a\x00b")])
+def test_device_header_with_nul_rejected(server: Server, nonce: str, device_id: str) -> None:
+    claims = {
+        "v": 1,
+        "aud": server.base,
+        "iat": int(time.time()),
+        "device_id": device_id,
+        "nonce": nonce,
+        "method": "GET",
+        "path": "/device/v1/challenges",
+    }
+    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    response = httpx.get(
+        server.base + "/device/v1/challenges",
+        headers={"Authorization": f"TapgateDevice {encoded}.AAAA"},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "device_auth_failed"
+
+
+def test_receipt_id_with_nul_rejected(server: Server) -> None:
+    message = {
+        "v": 1,
+        "aud": server.base,
+        "iat": int(time.time()),
+        "device_id": "d",
+        "transaction_id": "a\x00b",
+        "nonce": "n" * 20,
+        "type": "receipt",
+    }
+    response = httpx.post(
+        server.base + "/device/v1/receipt", json={"message": message, "signature": "AAAA"}
+    )
+    assert response.status_code == 400
+    assert "without NUL" in response.json()["message"]
+
+
+def test_oauth_client_id_with_nul(server: Server) -> None:
+    response = httpx.post(
+        server.base + "/oauth/token",
+        content=b"grant_type=client_credentials&client_id=tg_a%00b&client_secret=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_swapped_credentials_secret_not_logged(server: Server) -> None:
+    created = server.cli_json("client", "add", "portal", "--json")
+    response = httpx.post(
+        server.base + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(created["client_secret"], created["client_id"]),
+    )
+    assert response.status_code == 401
+    log = log_containing(server, "(not a client id, 43 characters)")
+    assert created["client_secret"] not in log
+
+
+def test_answer_with_many_unknown_fields(server: Server, api: Api) -> None:
+    device = enroll_device(server, "ayşe")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    message = answer_message(device, transaction_id, "deny")
+    message.update({f"alan_{index}_" + "x" * 100: index for index in range(500)})
+    response = httpx.post(
+        server.base + "/device/v1/answer", json={"message": message, "signature": "AAAA"}
+    )
+    assert response.status_code == 409
+    assert api.status(transaction_id)["status"] == "pending"
+    log = log_containing(server, "500 unknown fields, first 'alan_0_xxx")
+    rejected = [line for line in log.splitlines() if "answer_rejected" in line]
+    assert all(len(line) < 1000 for line in rejected)
+
+
+@pytest.mark.parametrize("code", ["١٢٣٤٥٦", "１２３４５６", "²³"])
+def test_code_in_other_digits_rejected(server: Server, code: str) -> None:
+    enroll_device(server, "ayşe")
+    api = Api(server, "portal-kod")
+    transaction_id = api.login("ayşe", PASSWORD).json()["transaction_id"]
+    response = httpx.post(
+        f"{api.base}/api/v1/auth/{transaction_id}/code", json={"code": code}, headers=api.headers
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_code"
+    assert "digits 0-9" in response.json()["message"]

@@ -148,8 +148,13 @@ CASES = [
     pytest.param(Answer(signature=b"AAAA"), MALFORMED, id="signature-bytes"),
     pytest.param(
         Answer(message=decision_message(renk="mavi")),
-        rejected("unknown fields ['renk']"),
+        rejected("unknown field 'renk'"),
         id="unknown-field",
+    ),
+    pytest.param(
+        Answer(message=decision_message(renk="mavi", **{"açık" * 30: 1})),
+        rejected(f"2 unknown fields, first '{('açık' * 6)}'"),
+        id="unknown-fields-bounded",
     ),
     # Version and audience.
     pytest.param(Answer(message=decision_message(v=2)), WRONG_HEADER, id="version-2"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import re
 from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote
 
@@ -17,6 +18,7 @@ from tapgate.api.clients import application_for_token, issue_token
 from tapgate.api.errors import duplicate_key_error, error_response
 from tapgate.errors import NotFoundError, RequestError
 from tapgate.i18n import pick_language
+from tapgate.identifiers import is_identifier
 from tapgate.push.ports import LoginRequest, LoginStatus
 from tapgate.runtime import Runtime
 from tapgate.secret import Secret
@@ -118,6 +120,20 @@ async def bearer_application(request: Request, rt: RuntimeDep) -> str:
 ApplicationDep = Annotated[str, Depends(bearer_application)]
 
 
+# The shape of the ids `tapgate client add` issues ("tg_" and 16 base64url characters).
+_CLIENT_ID = re.compile(r"tg_[A-Za-z0-9_-]{16}")
+
+
+def _loggable_client_id(client_id: str) -> str:
+    """Return the client id for the log, unless it does not look like one.
+
+    A client that swaps its id and secret sends the secret as the id, and a secret must never
+    reach the log."""
+    if _CLIENT_ID.fullmatch(client_id):
+        return repr(client_id)
+    return f"(not a client id, {len(client_id)} characters)"
+
+
 @router.post("/oauth/token", tags=["oauth"])
 async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Issue a bearer token for client credentials given by HTTP Basic or in the form body."""
@@ -140,10 +156,14 @@ async def token(request: Request, rt: RuntimeDep) -> JSONResponse:
         return error_response(
             401, "invalid_client", "client credentials missing", {"WWW-Authenticate": "Basic"}
         )
-    async with rt.database.write() as session:
-        issued = await issue_token(session, rt.keyring, client_id, client_secret, rt.clock.now())
+    issued = None
+    if is_identifier(client_id):
+        async with rt.database.write() as session:
+            issued = await issue_token(
+                session, rt.keyring, client_id, client_secret, rt.clock.now()
+            )
     if issued is None:
-        log.info("token request rejected client_id=%r", client_id[:64])
+        log.info("token request rejected client_id=%s", _loggable_client_id(client_id))
         return error_response(
             401, "invalid_client", "unknown client or wrong secret", {"WWW-Authenticate": "Basic"}
         )

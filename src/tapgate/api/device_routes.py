@@ -22,6 +22,7 @@ from tapgate.devices.confirmation import hold_for_confirmation
 from tapgate.devices.enrollment import EnrollmentRejected, complete_enrollment
 from tapgate.devices.requests import authenticate_device
 from tapgate.errors import RequestError
+from tapgate.identifiers import is_identifier
 from tapgate.push.answers import UnknownDevice, open_challenges, record_answer
 from tapgate.push.publish import signed_challenge
 from tapgate.runtime import Runtime
@@ -250,10 +251,10 @@ async def answer_response(rt: Runtime, raw: bytes) -> JSONResponse:
             'body must be {"message": {...}, "signature": "..."}', "invalid_request", 400
         )
     device_id = message.get("device_id")
-    if not isinstance(device_id, str) or len(device_id) > 64:
+    if not is_identifier(device_id):
         raise RequestError(
-            "message.device_id is missing; it must be the device's id, a string of at most 64 "
-            "characters",
+            "message.device_id is missing or invalid; it must be the device's id, a string of "
+            "1 to 64 characters without NUL",
             "invalid_request",
             400,
         )

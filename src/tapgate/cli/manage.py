@@ -424,7 +424,7 @@ def user_unlock(username: str, auth_profile: str | None, config_file: str | None
             )
             lifted = getattr(result, "rowcount", 0) > 0
             forgotten = await ratelimit.clear_failures(
-                session, f"{found.auth_profile}:{found.user_id}"
+                session, ratelimit.user_key(found.auth_profile, found.user_id)
             )
             changes = [
                 *(["lifted fraud lock"] if lifted else []),

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from tapgate.crypto.signing import BadSignature, public_key_from_text, verify
 from tapgate.delivery.metrics import DELIVERY_LATENCY, provider_label
 from tapgate.errors import DeviceAuthError, NotFoundError, RequestError
+from tapgate.identifiers import is_identifier
 from tapgate.push.challenge import within_clock_skew
 from tapgate.store.database import Database
 from tapgate.store.models import ChallengeDeliveryRow, DeviceRow, TransactionRow
@@ -57,8 +58,12 @@ def check_receipt_message(message: Any, audience: str, now: datetime) -> dict[st
             f"receipt via must be one of {', '.join(RECEIPT_VIA)}", "invalid_request", 400
         )
     for key in ("device_id", "transaction_id", "nonce"):
-        if not isinstance(message[key], str) or not 0 < len(message[key]) <= 64:
-            raise RequestError(f"receipt {key} must be a string", "invalid_request", 400)
+        if not is_identifier(message[key]):
+            raise RequestError(
+                f"receipt {key} must be a string of 1 to 64 characters without NUL",
+                "invalid_request",
+                400,
+            )
     if message["aud"] != audience:
         raise DeviceAuthError("receipt is for another server")
     if not within_clock_skew(message["iat"], now):

@@ -18,6 +18,7 @@ from tapgate import jsondepth
 from tapgate.crypto.signing import BadSignature, b64url_decode, public_key_from_text, verify
 from tapgate.devices.protocol import DEVICE_AUTH_SCHEME
 from tapgate.errors import DeviceAuthError
+from tapgate.identifiers import is_identifier
 from tapgate.push.challenge import MAX_CLOCK_SKEW, within_clock_skew
 from tapgate.store.database import Database
 from tapgate.store.models import DeviceNonceRow, DeviceRow
@@ -62,7 +63,8 @@ async def authenticate_device(
     if (
         not isinstance(nonce, str)
         or not 16 <= len(nonce) <= 64
-        or not isinstance(payload["device_id"], str)
+        or "\x00" in nonce
+        or not is_identifier(payload["device_id"])
     ):
         raise DeviceAuthError("device authorization nonce is invalid")
 

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from tapgate.audit import record_audit
 from tapgate.errors import NotFoundError, RequestError
+from tapgate.identifiers import is_identifier
 from tapgate.push.challenge import DecisionCheck, DeviceView, check_decision, new_digits
 from tapgate.push.ports import PENDING, LoginStatus
 from tapgate.push.publish import transaction_view
@@ -109,10 +110,10 @@ async def record_answer(
     and write transactions cost two more statements and a second connection.
     """
     transaction_id = message.get("transaction_id") if isinstance(message, dict) else None
-    if not isinstance(transaction_id, str) or len(transaction_id) > 64:
+    if not is_identifier(transaction_id):
         raise RequestError(
-            "message.transaction_id is missing; it must be the challenge's transaction id, a "
-            "string of at most 64 characters",
+            "message.transaction_id is missing or invalid; it must be the challenge's "
+            "transaction id, a string of 1 to 64 characters without NUL",
             "invalid_request",
             400,
         )
@@ -267,8 +268,14 @@ async def _after_resolve(
 
 async def submit_code(service: LoginService, transaction_id: str, code: str) -> LoginStatus:
     """Approve a code-mode transaction when `code` matches the one the phone showed."""
-    if not isinstance(code, str) or not code.isdigit() or len(code) > 16:
-        raise RequestError("code must be a string of digits", "invalid_code", 400)
+    # ASCII only: str.isdigit() also accepts other scripts' digits ("١٢٣") and superscripts,
+    # which can never match and would each cost the login one of its attempts.
+    if not isinstance(code, str) or not code.isascii() or not code.isdigit() or len(code) > 16:
+        raise RequestError(
+            "code must be the digits 0-9 that the phone shows, at most 16 of them",
+            "invalid_code",
+            400,
+        )
     now = service.clock.now()
     async with service.database.read() as session:
         row = await session.get(TransactionRow, transaction_id)

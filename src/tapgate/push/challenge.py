@@ -96,6 +96,18 @@ class DecisionCheck:
     problem: str | None = None
 
 
+def _unknown_fields(names: set[str]) -> str:
+    """Return the number of unknown fields and the first one, in at most 64 characters.
+
+    The problem becomes the audit record's reason, and a client may send thousands of fields
+    with long names."""
+    listed = sorted(names)
+    first = repr(listed[0][:24])
+    if len(listed) == 1:
+        return f"unknown field {first}"[:64]
+    return f"{len(listed)} unknown fields, first {first}"[:64]
+
+
 def check_decision(
     message: Any,
     signature: Any,
@@ -111,7 +123,7 @@ def check_decision(
         return DecisionCheck(False, problem="malformed answer")
     unknown = set(message) - _DECISION_KEYS
     if unknown:
-        return DecisionCheck(False, problem=f"unknown fields {sorted(unknown)}")
+        return DecisionCheck(False, problem=_unknown_fields(unknown))
     if (
         type(message.get("v")) is not int
         or message["v"] != MESSAGE_VERSION

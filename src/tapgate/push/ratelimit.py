@@ -7,6 +7,7 @@ profile's push limit (10 in 10 minutes by default).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +31,30 @@ class Limit:
 
 USER_FAILURES = Limit(5, timedelta(minutes=15))
 SOURCE_FAILURES = Limit(50, timedelta(minutes=15))
+# The length of `RateEventRow.key`.
+KEY_CHARACTERS = 320
+
+
+def user_key(auth_profile: str, user_id: str) -> str:
+    """Return the counter key of a user that an auth profile found."""
+    return _fitting(f"{auth_profile}:{user_id}")
+
+
+def unknown_user_key(normalized_name: str) -> str:
+    """Return the counter key of a name that no auth profile finds.
+
+    Unknown names get counters of their own, so `rate_limited` cannot tell which names exist."""
+    return _fitting(f"unknown:{normalized_name}")
+
+
+def _fitting(key: str) -> str:
+    """Return `key`, or a hash of it when it is longer than the column.
+
+    Case folding can make a name three times longer than typed ("ß" becomes "ss", "ﬃ" becomes
+    "ffi"), so a 256-character name may give a key that PostgreSQL would reject."""
+    if len(key) <= KEY_CHARACTERS:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # Built once: building a statement and its cache key costs about as much as running it.

@@ -248,12 +248,10 @@ class LoginService:
             log.warning("directory unavailable application=%s error=%s", request.application, exc)
             return Rejection(DIRECTORY_UNAVAILABLE)
 
-        # Unknown names get a per-name counter too, so `rate_limited` cannot tell which names
-        # exist.
         user_key = (
-            f"{user.auth_profile}:{user.user_id}"
+            ratelimit.user_key(user.auth_profile, user.user_id)
             if user is not None
-            else f"unknown:{normalize_username(request.username)}"
+            else ratelimit.unknown_user_key(normalize_username(request.username))
         )
         reservation: list[int] | None = []
         if require_password:
@@ -523,7 +521,7 @@ class LoginService:
         if profile is None:
             return await self._no_push(request, user, decided_by, passed)
         now = self.clock.now()
-        user_key = f"{user.auth_profile}:{user.user_id}"
+        user_key = ratelimit.user_key(user.auth_profile, user.user_id)
         number = new_digits(profile.number_digits) if profile.verification == "number" else None
         values: dict[str, Any] = {
             "id": request.transaction_id,
