@@ -91,6 +91,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def _serve(settings: object, listener: socket.socket) -> None:
     from tapgate.api.app import create_server_app
+    from tapgate.api.header_deadline import header_deadline_protocol
     from tapgate.bootstrap import create_embedded_defaults
     from tapgate.directory.passwords import (
         start_hash_pool,
@@ -121,6 +122,8 @@ async def _serve(settings: object, listener: socket.socket) -> None:
     app = create_server_app(runtime)
     config = uvicorn.Config(
         app,
+        # Closes connections whose request headers do not arrive in time.
+        http=header_deadline_protocol(),
         host=settings.listen.host,
         port=settings.listen.port,
         log_config=None,
