@@ -152,9 +152,11 @@ def test_other_applications_transaction_hidden(server: Server) -> None:
     assert response.status_code == 404
 
 
-def test_wait_out_of_range(api: Api) -> None:
-    response = httpx.get(api.base + "/api/v1/auth/abc?wait=9999", headers=api.headers)
+@pytest.mark.parametrize("wait", ["9999", "nan", "-1", "yarım"])
+def test_wait_out_of_range(api: Api, wait: str) -> None:
+    response = httpx.get(api.base + f"/api/v1/auth/abc?wait={wait}", headers=api.headers)
     assert response.status_code == 400
+    assert f"(got {wait!r})" in response.json()["message"]
 
 
 def test_code_on_tap_transaction(server: Server, api: Api) -> None:

@@ -48,6 +48,11 @@ def _describe_validation(exc: RequestValidationError, content_type: str | None) 
             )
         if not location:
             return "request body must be a JSON object"
+        where = error.get("loc", ("body",))[0]
+        value = error.get("input")
+        if where in ("query", "path") and isinstance(value, str):
+            # Only the address's own parts are echoed: a body field may be a password.
+            message = f"{message} (got {value[:40]!r})"
         parts.append(f"{location or 'body'}: {message}")
     return "; ".join(parts) or "invalid request"
 
