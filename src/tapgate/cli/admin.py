@@ -91,9 +91,7 @@ def admin_list(as_json: bool, config_file: str | None) -> None:
                         )
                         .group_by(DeviceRow.user_id)
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         return [
             {

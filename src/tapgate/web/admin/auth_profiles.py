@@ -45,7 +45,7 @@ async def list_page(request: Request, admin: AdminDep) -> Response:
     runtime = runtime_of(request)
     snapshot = await runtime.objects.current()
     async with runtime.database.read() as session:
-        counts = dict((await session.execute(_user_counts())).tuples().all())
+        counts = {name: count for name, count in (await session.execute(_user_counts())).all()}
     return render_admin(
         request,
         admin,
