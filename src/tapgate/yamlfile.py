@@ -7,6 +7,7 @@ nodes (the "billion laughs" file); tapgate's files never need aliases, so they a
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,29 @@ class _NoAliasLoader(yaml.SafeLoader):
                 None, None, "YAML aliases (*name) are not supported", event.start_mark
             )
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of two equal keys, so a repeated `listen:` or `name:` would
+        # silently replace the first. YAML requires the keys of a mapping to be unique.
+        first_lines: dict[Any, int] = {}
+        for key_node, _value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                # `<<:` merges another mapping, whose keys the explicit ones may override.
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                # The parent class reports unhashable keys.
+                continue
+            line = key_node.start_mark.line + 1
+            if key in first_lines:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first_lines[key]}); keep one of them",
+                    key_node.start_mark,
+                )
+            first_lines[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:

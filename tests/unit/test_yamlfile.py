@@ -1,4 +1,4 @@
-"""Administrator YAML: integers read as YAML 1.2 reads them, aliases rejected."""
+"""Administrator YAML: integers read as YAML 1.2 reads them, aliases and duplicate keys rejected."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tapgate.errors import ConfigError
+from tapgate.relay.config import load_relay_settings
 from tapgate.yamlfile import YamlFileError, load_yaml_file
 
 
@@ -58,3 +60,68 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     message = str(raised.value)
     assert message.startswith(f"{path} is not valid YAML at line 3, column 2: ")
     assert "<unicode string>" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "column", "first_line"),
+    [
+        pytest.param("a: 1\nb: 2\na: 3\n", "'a'", 3, 1, 1, id="top level"),
+        pytest.param(
+            "push_profiles:\n  - {name: p1, name: p2, timeout: 30}\n",
+            "'name'",
+            2,
+            16,
+            2,
+            id="flow mapping",
+        ),
+        pytest.param(
+            "server:\n  listen: 127.0.0.1:8080\n  public_url: x\n  listen: 0.0.0.0:8080\n",
+            "'listen'",
+            4,
+            3,
+            2,
+            id="nested block",
+        ),
+        pytest.param("030: a\n30: b\n", "30", 2, 1, 1, id="equal integers"),
+        pytest.param("a: 1\n'a': 2\n", "'a'", 2, 1, 1, id="quoted"),
+    ],
+)
+def test_duplicate_key_rejected(
+    tmp_path: Path, text: str, key: str, line: int, column: int, first_line: int
+) -> None:
+    path = tmp_path / "tapgate.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(YamlFileError) as raised:
+        load_yaml_file(path)
+
+    assert str(raised.value) == (
+        f"{path} is not valid YAML at line {line}, column {column}: duplicate key {key} "
+        f"(first at line {first_line}); keep one of them"
+    )
+
+
+def test_equal_keys_in_separate_mappings_allowed(tmp_path: Path) -> None:
+    text = "auth_profiles:\n  - {name: a, type: local}\n  - {name: b, type: local}\n"
+
+    assert _load(tmp_path, text) == {
+        "auth_profiles": [{"name": "a", "type": "local"}, {"name": "b", "type": "local"}]
+    }
+
+
+def test_merge_key_override_allowed(tmp_path: Path) -> None:
+    # `<<:` copies another mapping's keys, and an explicit key replaces the copied one.
+    assert _load(tmp_path, "a:\n  <<: {x: 1, y: 2}\n  x: 3\n") == {"a": {"x": 3, "y": 2}}
+
+
+def test_relay_settings_duplicate_key_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text("listen: 127.0.0.1:8443\nlisten: 127.0.0.1:9443\n", encoding="utf-8")
+
+    with pytest.raises(ConfigError) as raised:
+        load_relay_settings(path)
+
+    assert str(raised.value) == (
+        f"relay settings: {path} is not valid YAML at line 2, column 1: duplicate key "
+        "'listen' (first at line 1); keep one of them"
+    )

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tapgate.delivery.config import (
     ProviderSettings,
     check_service_url,
@@ -35,6 +33,7 @@ from tapgate.delivery.config import (
 )
 from tapgate.errors import ConfigError, ObjectError
 from tapgate.settings import HostPort, _is_loopback, parse_host_port
+from tapgate.yamlfile import YamlFileError, load_yaml_file
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _TOP_KEYS = {"listen", "tls", "state_file", "servers", "devices", "wake"}
@@ -120,11 +119,9 @@ def _wake(data: Any) -> dict[str, ProviderSettings]:
 
 def load_relay_settings(path: Path) -> RelaySettings:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read relay settings {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"relay settings {path} is not valid YAML: {exc}") from exc
+        data = load_yaml_file(path) or {}
+    except YamlFileError as exc:
+        raise ConfigError(f"relay settings: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"relay settings {path} must be a mapping")
     unknown = set(data) - _TOP_KEYS
