@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 from sqlalchemy import func, select
 
 from tapgate.audit import record_audit
-from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
+from tapgate.cli.common import (
+    Context,
+    config_option,
+    handle_errors,
+    read_stdin_line,
+    run,
+    with_context,
+)
 from tapgate.clock import SystemClock
 from tapgate.directory.passwords import hash_password
 from tapgate.errors import NotFoundError, ObjectError
@@ -26,7 +32,7 @@ password_stdin_option = click.option(
 
 
 def _read_password() -> Secret:
-    line = sys.stdin.readline().rstrip("\r\n")
+    line = read_stdin_line("the password").rstrip("\r\n")
     if not line:
         raise ObjectError("--password-stdin read an empty password; pipe the password in")
     check_admin_password(line)

@@ -26,7 +26,7 @@ from tapgate.authenticator.device import (
     enroll as enroll_device,
 )
 from tapgate.authenticator.state import DeviceState, create_state, load_state, save_state
-from tapgate.cli.common import fail, handle_errors
+from tapgate.cli.common import fail, handle_errors, read_stdin_line
 from tapgate.directory.passwords import _hasher
 
 log = logging.getLogger("tapgate.authenticator")
@@ -97,7 +97,7 @@ def enroll(
         fail(f"state file {path} already exists; pick another path or delete it first")
     pin_hash = None
     if pin_stdin:
-        pin = sys.stdin.readline().strip()
+        pin = read_stdin_line("the PIN").strip()
         if len(pin) < 4:
             fail("the PIN must have at least 4 characters")
         pin_hash = _hasher.hash(pin)
@@ -195,7 +195,7 @@ def _user_verification(state: DeviceState, message: dict[str, Any], decision: st
         )
         return False
     if not sys.stdin.isatty():
-        pin = sys.stdin.readline().strip()
+        pin = read_stdin_line("the PIN").strip()
     else:
         pin = click.prompt("PIN", hide_input=True)
     try:
@@ -213,7 +213,7 @@ def _answer(
             number = click.prompt("Number shown on the login screen").strip()
         else:
             # A script drives this command: the number is the next line it writes.
-            number = sys.stdin.readline().strip()
+            number = read_stdin_line("the number").strip()
         if not number:
             fail(
                 "this login needs the number shown on the login screen; give it with "

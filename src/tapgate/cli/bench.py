@@ -13,7 +13,22 @@ from typing import Any
 import click
 
 from tapgate.cli.bench_cluster import check_cluster_options, parse_node_counts
+from tapgate.cli.common import handle_errors
 from tapgate.logsetup import setup_logging
+
+# Upper bounds that stop a mistyped count before provisioning, instead of letting the load
+# generator run out of memory. Each concurrent login or LDAP call is one asyncio task, and each
+# concurrent login also opens its own connection. Each open device stream is one connection from
+# 127.0.0.1 to the server's one port, and Linux's default ephemeral port range, 32768 to 60999
+# (ip-sysctl in the kernel docs), gives 28,232 such connections at a time.
+# NOTE: each option is bounded alone, so streams plus logins near both bounds can still run out
+# of ports.
+MAX_CONCURRENCY = 20_000
+MAX_STREAMS = 20_000
+# Every provisioned user's device and its P-256 key stay in the load generator's memory for the
+# whole run, about 2.5 KiB each (50,000 BenchDevice records measured on CPython 3.11). The
+# maximum is ten times the scale run's default of 100,000 users and costs about 2.5 GiB.
+MAX_USERS = 1_000_000
 
 
 def _levels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -25,6 +40,11 @@ def _levels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[i
         ) from None
     if not levels or min(levels) < 1:
         raise click.BadParameter(f"{value!r}: every concurrency must be at least 1")
+    if max(levels) > MAX_CONCURRENCY:
+        raise click.BadParameter(
+            f"{value!r}: concurrency {max(levels)} is above the maximum of {MAX_CONCURRENCY}; "
+            f"give levels from 1 to {MAX_CONCURRENCY}"
+        )
     return levels
 
 
@@ -62,12 +82,12 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     "--users",
     default=1000,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_USERS),
     help="Users, each with one device, to provision.",
 )
 @click.option(
     "--connected",
-    type=int,
+    type=click.IntRange(min=1, max=MAX_STREAMS),
     default=None,
     help="Devices that hold a stream during the sweep; default: all users.",
 )
@@ -168,28 +188,28 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     "--scale-users",
     default=100_000,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_USERS),
     help="Users and devices in the database for the scale run.",
 )
 @click.option(
     "--scale-connected",
     default=10_000,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_STREAMS),
     help="Device streams held during the scale run.",
 )
 @click.option(
     "--scale-pending",
     default=10_000,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_STREAMS),
     help="Pending transactions held during the scale run.",
 )
 @click.option(
     "--scale-concurrency",
     default=50,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_CONCURRENCY),
     help="Concurrent logins measured while the scale run keeps its streams and pending transactions open.",
 )
 @click.option("--skip-sweep", is_flag=True, help="Run only the scale test.")
@@ -233,6 +253,7 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     help="With --cluster: a postgresql:// URL of an existing database on a server where the "
     "benchmark may create and drop its own databases.",
 )
+@handle_errors
 def bench(
     users: int,
     connected: int | None,
@@ -302,6 +323,11 @@ def bench(
     _check_first_factor(first_factor, hashes)
     if connected is not None and not 1 <= connected <= users:
         raise click.BadParameter(f"--connected {connected} must be from 1 to --users ({users})")
+    if connected is None and users > MAX_STREAMS and not skip_sweep:
+        raise click.BadParameter(
+            f"--users {users} would open one device stream per user, above the maximum of "
+            f"{MAX_STREAMS} streams; give --connected {MAX_STREAMS} or fewer"
+        )
     if scale and not scale_pending <= scale_connected <= scale_users:
         raise click.BadParameter(
             "the scale run needs --scale-pending <= --scale-connected <= --scale-users"

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from tapgate.errors import ConfigError, TapgateError
+from tapgate.errors import ConfigError, ObjectError, TapgateError
 from tapgate.keys import KeyRing, load_or_create_key_file
 from tapgate.settings import Settings, load_settings
 from tapgate.store.database import Database, parse_database_url
@@ -32,11 +32,78 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def is_utf8(text: str) -> bool:
+    """Return whether `text` encodes as UTF-8.
+
+    Python decodes command-line arguments, and standard input in some locales, with the
+    surrogateescape error handler (PEP 383): each byte that is not UTF-8 becomes a lone
+    surrogate, which the database, JSON and the password hasher then fail to encode.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escape_bytes(text: str) -> str:
+    """Return `text` with each undecodable byte shown as \\xNN, as the user's shell sent it."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # Surrogates outside U+DC80..U+DCFF do not stand for bytes, so show their code points.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def check_text_parameters(context: click.Context) -> None:
+    """Reject a text argument or option that was not valid UTF-8 before a command uses it.
+
+    File paths are left alone, because a file name may be any bytes and Python hands such a
+    name to the file system unchanged.
+    """
+    for param in context.command.params:
+        if param.name is None or not isinstance(param.type, click.types.StringParamType):
+            continue
+        value = context.params.get(param.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str) and not is_utf8(text):
+                label = (
+                    param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+                )
+                fail(
+                    f"{label} '{_escape_bytes(text)}' is not valid UTF-8; pass it as UTF-8 "
+                    "text (check the character encoding of the terminal or script)"
+                )
+
+
+def read_stdin_line(label: str) -> str:
+    """Read one line of standard input, line ending included.
+
+    Raises ObjectError, naming `label` but never echoing the input, when the line is not UTF-8.
+    Depending on the locale Python raises UnicodeDecodeError for such bytes or turns them into
+    lone surrogates, so both are checked.
+    """
+    try:
+        line = sys.stdin.readline()
+    except UnicodeDecodeError:
+        line = None
+    if line is None or not is_utf8(line):
+        raise ObjectError(f"{label} on standard input is not valid UTF-8; pipe it in as UTF-8 text")
+    return line
+
+
 def handle_errors(function: Callable[..., T]) -> Callable[..., T]:
-    """Turn tapgate's expected errors into one line on standard error and exit status 1."""
+    """Turn tapgate's expected errors into one line on standard error and exit status 1.
+
+    Text parameters that are not valid UTF-8 are rejected the same way before the command runs.
+    """
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> T:
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            check_text_parameters(context)
         try:
             return function(*args, **kwargs)
         except TapgateError as exc:

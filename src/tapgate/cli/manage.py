@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 from sqlalchemy import delete, select, update
 
 from tapgate.audit import record_audit
-from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
+from tapgate.cli.common import (
+    Context,
+    config_option,
+    handle_errors,
+    read_stdin_line,
+    run,
+    with_context,
+)
 from tapgate.cli.objects import policy
 from tapgate.cli.users import check_password_length, find_user, find_user_and_problem, user
 from tapgate.clock import SystemClock
@@ -321,7 +327,7 @@ def user_enable(username: str, auth_profile: str, config_file: str | None) -> No
 @handle_errors
 def user_set_password(username: str, auth_profile: str, config_file: str | None) -> None:
     """Set a local user's password from standard input (one line)."""
-    line = sys.stdin.readline().rstrip("\r\n")
+    line = read_stdin_line("the password").rstrip("\r\n")
     if not line:
         raise ObjectError("no password on standard input; pipe the new password in")
     check_password_length(line)

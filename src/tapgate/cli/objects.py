@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from tapgate.cli.common import Context, config_option, fail, handle_errors, run, with_context
+from tapgate.cli.common import (
+    Context,
+    config_option,
+    fail,
+    handle_errors,
+    read_stdin_line,
+    run,
+    with_context,
+)
 from tapgate.errors import ObjectError
 from tapgate.objects.document import parse_document
 from tapgate.objects.repository import apply_objects, export_document, load_objects
@@ -133,7 +140,7 @@ def auth_profile_test(
     """Look USERNAME up in auth profile NAME and print what it returns."""
     from tapgate.cli.explain import test_auth_profile
 
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    password = read_stdin_line("the password").rstrip("\n") if password_stdin else None
     lines, ok = run(
         with_context(
             config_file, lambda context: test_auth_profile(context, name, username, password)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -12,7 +11,14 @@ from sqlalchemy import select
 
 from tapgate.api.clients import add_client, revoke_client
 from tapgate.audit import EVENTS, audit_to_dict, list_audit, record_audit
-from tapgate.cli.common import Context, config_option, handle_errors, run, with_context
+from tapgate.cli.common import (
+    Context,
+    config_option,
+    handle_errors,
+    read_stdin_line,
+    run,
+    with_context,
+)
 from tapgate.clock import SystemClock
 from tapgate.devices.enrollment import IssuedEnrollment, issue_enrollment
 from tapgate.directory.base import DirectoryUser
@@ -67,7 +73,7 @@ def user_add(
     """Add USERNAME to a local auth profile; without --password-stdin the user has no password."""
     password = None
     if password_stdin:
-        line = sys.stdin.readline().rstrip("\r\n")
+        line = read_stdin_line("the password").rstrip("\r\n")
         if not line:
             raise ObjectError("--password-stdin read an empty password; pipe the password in")
         check_password_length(line)
@@ -391,12 +397,27 @@ def enroll(
         code.terminal(compact=True)
 
 
+# The longest --since duration, 100 years: it reaches past any audit record and keeps the
+# subtraction from now inside datetime's range (years 1 to 9999).
+_MAX_SINCE_DAYS = 36_500
+# SQLite and PostgreSQL take LIMIT as a signed 64-bit integer; a billion stays well inside it.
+_MAX_AUDIT_LIMIT = 1_000_000_000
+
+
 def _parse_since(value: str | None) -> datetime | None:
     if value is None:
         return None
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if value[:-1].isascii() and value[:-1].isdigit() and value[-1] in units:
-        return SystemClock().now() - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+        digits = value[:-1]
+        # The length test comes first, since int() raises ValueError past 4,300 digits.
+        if len(digits) > 20 or int(digits) * units[value[-1]] > _MAX_SINCE_DAYS * 86400:
+            short_value = value if len(value) <= 40 else f"{value[:20]}...{value[-20:]}"
+            raise ObjectError(
+                f"--since {short_value!r} is out of range; a duration must be from 0s to "
+                f"{_MAX_SINCE_DAYS}d (100 years), or give an ISO time such as 2026-01-31T08:00"
+            )
+        return SystemClock().now() - timedelta(seconds=int(digits) * units[value[-1]])
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -413,7 +434,13 @@ def _parse_since(value: str | None) -> datetime | None:
 )
 @click.option("--outcome", default=None, help="Only records with this outcome.")
 @click.option("--event", default=None, help="Only records of this event.")
-@click.option("--limit", default=1000, show_default=True, help="Newest records to show.")
+@click.option(
+    "--limit",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1, max=_MAX_AUDIT_LIMIT),
+    help="Number of newest records to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @config_option
 @handle_errors
