@@ -57,3 +57,10 @@ def test_think_jitter_without_think_rejected() -> None:
     assert result.exit_code == 2
     assert "--think-jitter 0.5" in result.output
     assert "--think SECONDS" in result.output
+
+
+def test_think_past_status_wait_rejected() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--think", "20", "--think-jitter", "0.5"])
+    assert result.exit_code == 2
+    assert "allows 30 s" in result.output
+    assert "under 30" in result.output

@@ -541,3 +541,29 @@ def test_code_in_other_digits_rejected(server: Server, code: str) -> None:
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_code"
     assert "digits 0-9" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "address", ["/healthz%00", "/register/devices/a%00b/rename", "/admin/audit?user=a%00b"]
+)
+def test_address_with_nul_rejected(server: Server, address: str) -> None:
+    response = httpx.get(server.base + address)
+    assert response.status_code == 400
+    assert "NUL character" in response.json()["message"]
+
+
+def test_enrollment_name_with_nul_rejected(server: Server) -> None:
+    url = server.cli_json("enroll", "ayşe", "--json")["enrollment_url"]
+    token = url.rsplit("/", 1)[1]
+    response = httpx.post(
+        server.base + "/device/v1/enroll",
+        json={
+            "token": token,
+            "signing_key": "A",
+            "agreement_key": "A",
+            "name": "Tel\x00efon",
+            "platform": "cli",
+        },
+    )
+    assert response.status_code == 400
+    assert "without NUL" in response.json()["message"]

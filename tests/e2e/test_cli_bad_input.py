@@ -21,7 +21,7 @@ PASSWORD = "Parola-2026!"
 # What Python makes of the argument bytes b"ay\xfee": 0xfe is never valid in UTF-8, so it
 # becomes the lone surrogate U+DCFE.
 BAD_TEXT = b"ay\xfee".decode("utf-8", "surrogateescape")
-BAD_SHOWN = "'ay\\xfee' is not valid UTF-8; pass it as UTF-8 text"
+BAD_SHOWN = "is not valid UTF-8 (byte 0xfe at character 3); pass it as UTF-8 text"
 BAD_PASSWORD = b"Parola-\xff\xfe-2026\n"
 
 

@@ -40,7 +40,7 @@ from tapgate.api.device_routes import (
     signed_device_of,
     stream_events,
 )
-from tapgate.api.errors import duplicate_key_error, error_for
+from tapgate.api.errors import duplicate_key_error, error_for, error_response
 from tapgate.api.limits import (
     BODY_TIMEOUT_SECONDS,
     MAX_BODY_BYTES,
@@ -62,6 +62,13 @@ _STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
 _TRANSACTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The one query string the login's status request sends. FastAPI parses any other.
 _WAIT_QUERY = re.compile(rb"wait=([0-9]{1,3}(?:\.[0-9]{1,6})?)")
+
+
+# No route takes NUL in its path or query, and PostgreSQL rejects it in text parameters, so
+# such an address is refused before any route reads it into a query.
+_NUL_IN_ADDRESS = error_response(
+    400, "invalid_request", "the address contains a NUL character (%00); remove it"
+)
 
 
 class HotPaths:
@@ -97,6 +104,9 @@ class HotPaths:
             elif method == "GET" and path == STREAM_PATH:
                 handler = self._stream
             else:
+                if "\x00" in path or b"%00" in scope["query_string"]:
+                    await self._send(send, _NUL_IN_ADDRESS)
+                    return
                 await self.app(scope, receive, send)
                 return
             # The same check as BodyLimit's, on any method: the last Content-Length header.

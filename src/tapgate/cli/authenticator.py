@@ -28,6 +28,7 @@ from tapgate.authenticator.device import (
 from tapgate.authenticator.state import DeviceState, create_state, load_state, save_state
 from tapgate.cli.common import fail, handle_errors, read_stdin_line
 from tapgate.directory.passwords import _hasher
+from tapgate.errors import ObjectError
 
 log = logging.getLogger("tapgate.authenticator")
 state_option = click.option(
@@ -195,7 +196,12 @@ def _user_verification(state: DeviceState, message: dict[str, Any], decision: st
         )
         return False
     if not sys.stdin.isatty():
-        pin = read_stdin_line("the PIN").strip()
+        try:
+            pin = read_stdin_line("the PIN").strip()
+        except ObjectError as exc:
+            # One unreadable line must not end `listen`; the login is not approved.
+            click.echo(f"error: {exc}", err=True)
+            return False
     else:
         pin = click.prompt("PIN", hide_input=True)
     try:

@@ -116,8 +116,9 @@ def _level_key(level: dict[str, Any]) -> tuple[str, str, int]:
     "--think",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(min=0, max=60),
-    help="Seconds a device waits before approving (subtracted from latency).",
+    type=click.FloatRange(min=0),
+    help="Seconds a device waits before approving (subtracted from latency); with "
+    "--think-jitter, the longest think time must stay under the application's 30 s wait.",
 )
 @click.option(
     "--think-jitter",
@@ -307,6 +308,17 @@ def bench(
         raise click.BadParameter(
             f"--think-jitter {think_jitter} spreads the think time, which is 0; give --think "
             "SECONDS too, or leave out --think-jitter"
+        )
+    from tapgate.bench.driver import WAIT_SECONDS
+
+    longest_think = think * (1 + think_jitter)
+    if longest_think >= WAIT_SECONDS:
+        # A longer approval outlasts the application's one status request, and the login
+        # would count as failed.
+        raise click.BadParameter(
+            f"--think {think} with --think-jitter {think_jitter} allows {longest_think:g} s, "
+            f"but the application waits at most {WAIT_SECONDS} s for the decision; keep "
+            f"--think × (1 + --think-jitter) under {WAIT_SECONDS}"
         )
     check_cluster_options(node_counts, database_url, scale)
     if not no_plot and importlib.util.find_spec("matplotlib") is None:

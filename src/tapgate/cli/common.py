@@ -46,14 +46,16 @@ def is_utf8(text: str) -> bool:
     return True
 
 
-def _escape_bytes(text: str) -> str:
-    """Return `text` with each undecodable byte shown as \\xNN, as the user's shell sent it."""
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        # Surrogates outside U+DC80..U+DCFF do not stand for bytes, so show their code points.
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
+def _first_bad_byte(text: str) -> str:
+    """Describe where `text` stops being UTF-8, without repeating any of it."""
+    for position, character in enumerate(text):
+        code = ord(character)
+        if 0xDC80 <= code <= 0xDCFF:
+            # The surrogateescape handler keeps an undecodable byte as U+DC00 plus the byte.
+            return f"byte 0x{code - 0xDC00:02x} at character {position + 1}"
+        if 0xD800 <= code <= 0xDFFF:
+            return f"U+{code:04X} at character {position + 1}"
+    return "no UTF-8 form"
 
 
 def check_text_parameters(context: click.Context) -> None:
@@ -71,8 +73,9 @@ def check_text_parameters(context: click.Context) -> None:
                 label = (
                     param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
                 )
+                # The value itself is not shown: it may be a password or an enrollment token.
                 fail(
-                    f"{label} '{_escape_bytes(text)}' is not valid UTF-8; pass it as UTF-8 "
+                    f"{label} is not valid UTF-8 ({_first_bad_byte(text)}); pass it as UTF-8 "
                     "text (check the character encoding of the terminal or script)"
                 )
 

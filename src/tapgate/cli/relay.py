@@ -44,6 +44,7 @@ def serve(config_file: str) -> None:
 
 
 async def _serve(settings: object) -> None:
+    from tapgate.api.header_deadline import header_deadline_protocol
     from tapgate.delivery.base import DeliveryProvider
     from tapgate.delivery.router import build_provider
     from tapgate.relay.app import Relay, create_relay_app
@@ -56,6 +57,8 @@ async def _serve(settings: object) -> None:
     app = create_relay_app(Relay(settings, wake))
     config = uvicorn.Config(
         app,
+        # The relay faces the internet: connections whose headers do not arrive are closed.
+        http=header_deadline_protocol(),
         host=settings.listen.host,
         port=settings.listen.port,
         log_config=None,

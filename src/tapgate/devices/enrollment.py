@@ -99,9 +99,10 @@ def _text(body: dict[str, Any], key: str, limit: int, required: bool = True) -> 
     value = body.get(key)
     if value is None and not required:
         return ""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+    # PostgreSQL rejects NUL in text, so it is turned away here rather than by the database.
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
         raise RequestError(
-            f"{key} must be a non-empty string of at most {limit} characters",
+            f"{key} must be a non-empty string of at most {limit} characters, without NUL",
             "invalid_request",
             400,
         )

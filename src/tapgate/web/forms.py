@@ -53,7 +53,8 @@ async def read_form(request: Request) -> Form:
     submitted = await request.form()
     values: dict[str, list[str]] = {}
     for key, value in submitted.multi_items():
-        if isinstance(value, str) and len(value) <= MAX_FIELD:
+        # A field with NUL is dropped like an overlong one: PostgreSQL rejects NUL in text.
+        if isinstance(value, str) and len(value) <= MAX_FIELD and "\x00" not in value:
             values.setdefault(key, []).append(value)
     return Form(values)
 
