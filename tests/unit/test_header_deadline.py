@@ -72,3 +72,16 @@ async def test_complete_request_answered_after_deadline(port: int) -> None:
     # The first response's last chunk may come first.
     assert b"HTTP/1.1 200" in again
     writer.close()
+
+
+async def test_partial_second_request_closed(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: ornek\r\n\r\n")
+    await writer.drain()
+    # Up to the last chunk of the chunked response, so only the close is left to read.
+    await asyncio.wait_for(reader.readuntil(b"tamam\r\n0\r\n\r\n"), 2)
+    writer.write(b"GET / HTTP/1.1\r\nHost: orn")
+    await writer.drain()
+    # Well before uvicorn's own 5 s keep-alive limit.
+    assert await _closed_within(reader, DEADLINE + 2)
+    writer.close()

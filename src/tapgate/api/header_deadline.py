@@ -4,9 +4,12 @@ uvicorn closes a connection that stays idle between requests (`timeout_keep_aliv
 timer while it waits for a request's headers, though. A client that connects and sends nothing,
 or stops halfway through a header line, keeps its connection and file descriptor for good, and
 a few thousand such clients would exhaust the server's descriptors. nginx closes such connections
-after `client_header_timeout` (60 s by default); this protocol does the same after
-`HEADER_TIMEOUT_SECONDS`, without a response, since the request it would answer never arrived.
-The body has its own deadline (tapgate.api.limits).
+after `client_header_timeout` (60 s by default). This protocol does the same after
+`HEADER_TIMEOUT_SECONDS`, without a response, because no complete request arrived to reply to.
+
+The timer is set when a connection opens and when a request's headers end up split over
+several reads. A request that arrives whole in one read, as the login's small requests do,
+costs no timer. The body has its own deadline (tapgate.api.limits).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def header_deadline_protocol(timeout: float = HEADER_TIMEOUT_SECONDS) -> type[Ht
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._header_deadline: asyncio.TimerHandle | None = None
+            # True from a request's first byte until its headers are complete.
+            self._reading_headers = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -38,11 +43,17 @@ def header_deadline_protocol(timeout: float = HEADER_TIMEOUT_SECONDS) -> type[Ht
             self._disarm()
             super().connection_lost(exc)
 
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._reading_headers and not self.transport.is_closing():
+                self._arm()
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm()
+            self._reading_headers = True
 
         def on_headers_complete(self) -> None:
+            self._reading_headers = False
             self._disarm()
             super().on_headers_complete()
 
