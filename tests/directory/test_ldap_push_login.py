@@ -146,5 +146,7 @@ def test_ldap_unknown_name_costs_a_bind(ldap_server: Server) -> None:
     unknown = _median_login_seconds(api, "böyle-biri-yok", "yanlış-parola")
 
     measured = f"unknown {unknown:.3f} s, known {known:.3f} s, one hash {one_hash:.3f} s"
-    assert unknown < one_hash / 2, measured
+    # Compared with the known name, not in absolute terms: on PostgreSQL a login's own database
+    # work can take half a fast hash, while a hash on the unknown path would add a whole one.
+    assert unknown - known < one_hash / 2, measured
     assert unknown < known + one_hash / 2, measured
